@@ -1,0 +1,81 @@
+"""One exception base, a few precise subclasses, and the warning for automatic recovery.
+
+Every error `journal` raises on purpose is a `JournalError`, except plain `TypeError` /
+`ValueError` for arguments of the wrong type. Errors about bytes on disk carry the path and
+the byte offset so a human can go and look.
+"""
+
+from __future__ import annotations
+
+
+class JournalError(Exception):
+    """Base class of every error raised by `journal`."""
+
+
+class InvalidSessionIdError(JournalError, ValueError):
+    """A session id that cannot name a session: empty, too long, or not encodable."""
+
+
+class InvalidRecordError(JournalError, ValueError):
+    """A payload that cannot be stored as JSON exactly; nothing was written.
+
+    `path` names where in the payload the problem is, e.g. ``data['metadata']['when']``.
+    """
+
+    def __init__(self, reason: str, path: str = "data") -> None:
+        super().__init__(f"{path}: {reason}")
+        self.reason = reason
+        self.path = path
+
+
+class RecordTooLargeError(InvalidRecordError):
+    """The encoded payload is over the journal's `max_record_bytes`."""
+
+
+class StoreRootError(JournalError):
+    """The store root cannot be used: it is a file, or it is not writable."""
+
+
+class SessionIdCollisionError(JournalError):
+    """Two session ids map to one directory (a case-insensitive file system).
+
+    Opening the second id is refused so their records are never mixed.
+    """
+
+
+class LockTimeout(JournalError):
+    """The session lock was not acquired within the journal's `lock_timeout`."""
+
+
+class DurabilityError(JournalError):
+    """Data could not be made durable (a failed write or fsync).
+
+    The session's writer is poisoned: further appends through this `Journal` raise until
+    `Journal.reopen(session_id)` or a new `Journal` recovers the session from disk.
+    """
+
+
+class CorruptionError(JournalError):
+    """Damaged bytes followed by valid records: not a torn tail, so not repaired silently.
+
+    `Journal.repair` salvages every valid record and keeps the damaged file aside.
+    """
+
+    def __init__(self, path: str, offset: int, reason: str) -> None:
+        super().__init__(f"{path} at byte {offset}: {reason}")
+        self.path = path
+        self.offset = offset
+        self.reason = reason
+
+
+class UnsupportedFormatError(JournalError):
+    """A file written in a format version this `journal` does not read."""
+
+    def __init__(self, path: str, version: object) -> None:
+        super().__init__(f"{path}: unsupported format version {version!r}")
+        self.path = path
+        self.version = version
+
+
+class RecoveryWarning(UserWarning):
+    """Something was repaired automatically (a torn tail cut back); nothing acknowledged lost."""

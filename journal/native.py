@@ -1,0 +1,342 @@
+"""`Journal`: the native API over a store root of per-session logs.
+
+Strategy: validate and encode every payload before any file is touched, so bad input writes
+nothing. Open sessions are cached in a bounded LRU (two file descriptors each) so a host with
+thousands of live sessions does not run out of descriptors. A handle that finds itself stale
+(the session was deleted or repaired by another process) is dropped and reopened.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+from . import naming
+from .errors import DurabilityError, InvalidRecordError, JournalError, StoreRootError
+from .fs import FileSystem, OsFileSystem, remove_tree
+from .record import CLEAR, MESSAGE, META, Record, encode_payload
+from .recovery import Report, find_problems, repair_segments
+from .session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
+from .state import SessionState
+
+T = TypeVar("T")
+TRASH_PREFIX = ".trash-"
+_RETRIES = 8
+
+
+class Journal:
+    """A store of per-session append-only logs under `root`.
+
+    Args:
+        root: the store directory, created if missing.
+        durability: "always" (fsync before each append returns), "batch" (group commit:
+            concurrent appends share an fsync, each returns after the fsync covering it) or
+            "none" (written to the OS: survives a process crash, not a power loss).
+        segment_bytes: a log segment is sealed and a new one started past this size.
+        max_record_bytes: payloads larger than this are refused.
+        lock_timeout: seconds to wait for a session lock before `LockTimeout`.
+        max_open_sessions: sessions kept open at once (two file descriptors each).
+        file_mode, dir_mode: permissions of new files and directories.
+        fs: the file system; tests pass a simulated disk.
+
+    Raises:
+        StoreRootError: `root` is a file or cannot be written.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = "./sessions",
+        *,
+        durability: str = "batch",
+        segment_bytes: int = 64 * 1024 * 1024,
+        max_record_bytes: int = 16 * 1024 * 1024,
+        lock_timeout: float = 30.0,
+        max_open_sessions: int = 256,
+        file_mode: int = 0o600,
+        dir_mode: int = 0o700,
+        fs: FileSystem | None = None,
+    ) -> None:
+        _check_durability(durability)
+        if segment_bytes < 1 or max_record_bytes < 1 or max_open_sessions < 1:
+            raise ValueError("segment_bytes, max_record_bytes and max_open_sessions must be positive")
+        self.root = os.fspath(root)
+        self.options = Options(durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode)
+        self.fs: FileSystem = fs if fs is not None else OsFileSystem()
+        self._max_open = max_open_sessions
+        self._open: OrderedDict[str, SessionLog] = OrderedDict()
+        self._poisoned: dict[str, DurabilityError] = {}
+        self._lock = threading.Lock()
+        self._make_root()
+
+    def _make_root(self) -> None:
+        st = self.fs.stat(self.root)
+        if st is not None and not st.is_dir:
+            raise StoreRootError(f"store root {self.root} is a file, not a directory")
+        try:
+            if st is None:
+                _make_dirs(self.fs, self.root, self.options.dir_mode)
+        except OSError as exc:
+            raise StoreRootError(f"cannot create store root {self.root}: {exc}") from exc
+        if isinstance(self.fs, OsFileSystem) and not os.access(self.root, os.W_OK | os.X_OK):
+            raise StoreRootError(f"store root {self.root} is not writable")
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, session_id: str, data: dict[str, Any], *, durability: str | None = None) -> int:
+        """Append one message; return its sequence number once durable per the mode.
+
+        Raises:
+            TypeError: `data` is not a dict.
+            InvalidRecordError: `data` cannot be stored as JSON exactly (the key is named).
+            DurabilityError: the write or fsync failed; the message is not acknowledged.
+        """
+        return self.append_many(session_id, [data], durability=durability)[0]
+
+    def append_many(
+        self, session_id: str, items: Iterable[dict[str, Any]], *, durability: str | None = None
+    ) -> list[int]:
+        """Append several messages as one batch: after a crash all of them are there or none."""
+        payloads = [(MESSAGE, self._encode_message(item)) for item in items]
+        return self._append(session_id, payloads, durability)
+
+    def update_metadata(
+        self, session_id: str, fields: dict[str, Any], *, durability: str | None = None
+    ) -> int:
+        """Merge `fields` into the session's metadata (a value of None removes the key)."""
+        if not isinstance(fields, dict):
+            raise TypeError(f"metadata fields must be a dict, not {type(fields).__name__}")
+        payload = encode_payload(fields, self.options.max_record_bytes)
+        return self._append(session_id, [(META, payload)], durability)[0]
+
+    def clear(self, session_id: str, *, durability: str | None = None) -> int:
+        """Log a "clear" event: the session's message history is empty from here on."""
+        return self._append(session_id, [(CLEAR, b"{}")], durability)[0]
+
+    def replace_messages(
+        self, session_id: str, items: Iterable[dict[str, Any]], *, durability: str | None = None
+    ) -> list[int]:
+        """Clear the history and append `items`, all in one all-or-nothing batch."""
+        payloads = [(CLEAR, b"{}")] + [(MESSAGE, self._encode_message(item)) for item in items]
+        return self._append(session_id, payloads, durability)
+
+    def _encode_message(self, data: dict[str, Any]) -> bytes:
+        if not isinstance(data, dict):
+            raise TypeError(f"a message must be a dict, not {type(data).__name__}")
+        _check_message_fields(data)
+        return encode_payload(data, self.options.max_record_bytes)
+
+    def _append(self, session_id: str, items: list[tuple[str, bytes]], durability: str | None) -> list[int]:
+        mode = self.options.durability if durability is None else durability
+        _check_durability(mode)
+        if not items:
+            naming.encode_id(session_id)
+            return []
+        first = self._with_log(session_id, True, lambda log: _require(log).append(items, mode))
+        return list(range(first, first + len(items)))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self, session_id: str, start: int = 0) -> Iterator[Record]:
+        """Every record (all kinds) with `seq >= start`, in order; nothing if no such session."""
+        records = self._with_log(session_id, False, lambda log: log.read(start) if log else [])
+        return iter(records)
+
+    def state(self, session_id: str) -> SessionState | None:
+        """The session's current messages and metadata, or None if it does not exist."""
+        return self._with_log(session_id, False, lambda log: log.current_state().copy() if log else None)
+
+    def exists(self, session_id: str) -> bool:
+        path = self.session_path(session_id)
+        return self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is not None
+
+    def sessions(self) -> Iterator[str]:
+        """The ids of every session under the root."""
+        for name in self.fs.listdir(self.root):
+            session_id = naming.decode_id(name)
+            if session_id is None:
+                continue
+            if self.fs.stat(os.path.join(self.root, name, naming.IDENTITY_FILE)) is not None:
+                yield session_id
+
+    def session_path(self, session_id: str) -> str:
+        """The directory of `session_id` (whether or not it exists)."""
+        return os.path.join(self.root, naming.encode_id(session_id))
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def delete(self, session_id: str) -> bool:
+        """Remove the session and every file of it, lock included; False if it did not exist."""
+
+        def delete(log: SessionLog | None) -> bool:
+            if log is None:
+                return False
+            trash = os.path.join(self.root, f"{TRASH_PREFIX}{secrets.token_hex(8)}")
+            with log.cond:
+                log.lock()
+                try:
+                    log.bump_generation()
+                    self.fs.rename(log.path, trash)
+                    self.fs.sync_dir(self.root)
+                finally:
+                    log.unlock()
+                log.close_locked()
+            remove_tree(self.fs, trash)
+            return True
+
+        found = self._with_log(session_id, False, delete)
+        self._drop(session_id)
+        return found
+
+    def verify(self, session_id: str) -> Report:
+        """Check every segment of the session; change nothing. `report.ok` is True if clean."""
+        path = self.session_path(session_id)
+        lock_fd = self._lock_existing(path)
+        if lock_fd is None:
+            return Report(ok=True)
+        try:
+            problems = find_problems(self.fs, path)
+        finally:
+            self.fs.unlock(lock_fd)
+            self.fs.close(lock_fd)
+        return Report(ok=not problems, problems=problems)
+
+    def repair(self, session_id: str) -> Report:
+        """Salvage a damaged session: damaged files are copied to its quarantine directory,
+        every valid record is kept, unsaved sequence numbers become "lost" records."""
+        path = self.session_path(session_id)
+        self._drop(session_id)
+        lock_fd = self._lock_existing(path)
+        if lock_fd is None:
+            return Report(ok=True)
+        try:
+            report = repair_segments(self.fs, path, self.options)
+            if report.problems:
+                self.fs.append(lock_fd, b".")  # bump the generation: other handles reopen
+        finally:
+            self.fs.unlock(lock_fd)
+            self.fs.close(lock_fd)
+        with self._lock:
+            self._poisoned.pop(session_id, None)
+        return report
+
+    def _lock_existing(self, path: str) -> int | None:
+        if self.fs.stat(os.path.join(path, naming.LOCK_FILE)) is None:
+            return None
+        fd = self.fs.open(os.path.join(path, naming.LOCK_FILE), create=False, mode=0)
+        try:
+            self.fs.lock(fd, self.options.lock_timeout)
+        except BaseException:
+            self.fs.close(fd)
+            raise
+        return fd
+
+    def reopen(self, session_id: str) -> None:
+        """Forget a poisoned or cached handle; the next use recovers the session from disk."""
+        self._drop(session_id)
+        with self._lock:
+            self._poisoned.pop(session_id, None)
+
+    def close(self) -> None:
+        with self._lock:
+            logs = list(self._open.values())
+            self._open.clear()
+        for log in logs:
+            log.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the handle cache --------------------------------------------------------------------
+
+    def _with_log(self, session_id: str, create: bool, action: Callable[[SessionLog | None], T]) -> T:
+        for _ in range(_RETRIES):
+            log = self._get(session_id, create)
+            try:
+                return action(log)
+            except (Stale, Closed):
+                if log is not None:
+                    self._drop(session_id, log)
+        raise JournalError(f"session {session_id!r} kept changing on disk; try again")
+
+    def _get(self, session_id: str, create: bool) -> SessionLog | None:
+        with self._lock:
+            log = self._open.get(session_id)
+            if log is not None:
+                self._open.move_to_end(session_id)
+                return log
+            if create and session_id in self._poisoned:
+                raise self._poisoned[session_id]
+        log = SessionLog(self.fs, self.session_path(session_id), session_id, self.options)
+        try:
+            if not log.open(create):
+                return None
+        except PermissionError as exc:
+            raise StoreRootError(f"cannot open session {session_id!r} under {self.root}: {exc}") from exc
+        return self._remember(session_id, log)
+
+    def _remember(self, session_id: str, log: SessionLog) -> SessionLog:
+        with self._lock:
+            existing = self._open.get(session_id)
+            if existing is not None:
+                evicted = [log]
+                log = existing
+            else:
+                self._open[session_id] = log
+                evicted = []
+                while len(self._open) > self._max_open:
+                    evicted.append(self._open.popitem(last=False)[1])
+        for old in evicted:
+            self._retire(old)
+        return log
+
+    def _drop(self, session_id: str, log: SessionLog | None = None) -> None:
+        with self._lock:
+            current = self._open.get(session_id)
+            if current is not None and (log is None or current is log):
+                del self._open[session_id]
+                log = current
+        if log is not None:
+            self._retire(log)
+
+    def _retire(self, log: SessionLog) -> None:
+        log.close()
+        if log.poisoned is not None:
+            with self._lock:
+                self._poisoned[log.session_id] = log.poisoned
+
+
+def _require(log: SessionLog | None) -> SessionLog:
+    if log is None:  # open(create=True) always returns a session
+        raise JournalError("session could not be created")
+    return log
+
+
+def _check_durability(mode: str) -> None:
+    if mode not in DURABILITY_MODES:
+        raise ValueError(f"durability must be one of {DURABILITY_MODES}, not {mode!r}")
+
+
+def _check_message_fields(data: dict[str, Any]) -> None:
+    if "role" in data and not isinstance(data["role"], str):
+        raise InvalidRecordError(f"role must be a str, not {type(data['role']).__name__}", "data['role']")
+    content = data.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise InvalidRecordError(
+            f"content must be a str (or a list of content parts), not {type(content).__name__}",
+            "data['content']",
+        )
+
+
+def _make_dirs(fs: FileSystem, path: str, mode: int) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    if fs.stat(parent) is None:
+        _make_dirs(fs, parent, mode)
+    if fs.mkdir(path, mode):
+        fs.sync_dir(parent)

@@ -1,0 +1,439 @@
+"""One session's open files: the locked writer, group commit, and the incremental reader.
+
+Strategy: every operation takes the session's file lock and first *catches up*: if the lock
+file grew (its size is a generation number bumped by delete and repair) the handle is stale
+and is reopened; if the active segment grew, the new bytes (another process's appends, or a
+dead writer's torn tail) are scanned, a torn tail is cut and quarantined, corruption raises,
+and a seal record moves the handle to the next segment. Only then is anything written. The
+lock is released before fsync so other processes can append while this one waits on the disk;
+in `batch` mode threads of one process share each fsync (leader/follower group commit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+import orjson
+
+from . import naming
+from .errors import (
+    CorruptionError,
+    DurabilityError,
+    JournalError,
+    RecoveryWarning,
+    SessionIdCollisionError,
+    UnsupportedFormatError,
+)
+from .fs import FileSystem, read_file, write_atomic
+from .record import FORMAT_VERSION, SEAL, SUPPORTED_VERSIONS, BadLine, Record, decode, encode
+from .scan import Problem, scan
+from .state import SessionState
+
+DURABILITY_MODES = ("always", "batch", "none")
+
+
+@dataclass(frozen=True)
+class Options:
+    durability: str = "batch"
+    segment_bytes: int = 64 * 1024 * 1024
+    max_record_bytes: int = 16 * 1024 * 1024
+    lock_timeout: float = 30.0
+    file_mode: int = 0o600
+    dir_mode: int = 0o700
+
+
+def quarantine(fs: FileSystem, session_path: str, name: str, data: bytes, options: Options) -> str:
+    """Keep bytes taken out of the log in `<session>/quarantine/`; never deleted by journal."""
+    directory = os.path.join(session_path, naming.QUARANTINE_DIR)
+    if fs.mkdir(directory, options.dir_mode):
+        fs.sync_dir(session_path)
+    path = os.path.join(directory, f"{time.time_ns()}.{name}")
+    write_atomic(fs, path, data, options.file_mode)
+    return path
+
+
+class Stale(Exception):
+    """Internal: the session was deleted or rewritten by someone else; reopen the handle."""
+
+
+class Closed(Exception):
+    """Internal: the handle was closed (evicted) while a caller waited for it; reopen."""
+
+
+class SessionLog:
+    """The files of one session directory, opened once and cached by `Journal`."""
+
+    def __init__(self, fs: FileSystem, path: str, session_id: str, options: Options) -> None:
+        self.fs, self.path, self.session_id, self.options = fs, path, session_id, options
+        self.cond = threading.Condition(threading.Lock())
+        self.lock_fd = -1
+        self.seg_fd = -1
+        self.seg_first = self.seg_size = 0
+        self.next_seq = 1
+        self.generation = 0
+        self.closed = False
+        self.poisoned: DurabilityError | None = None
+        self.written = self.synced = 0
+        self.syncing = False
+        self.state = SessionState()
+        self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def file(self, *parts: str) -> str:
+        return os.path.join(self.path, *parts)
+
+    def segment_path(self, first_seq: int) -> str:
+        return self.file(naming.LOG_DIR, naming.segment_name(first_seq))
+
+    def segments(self) -> list[int]:
+        names = self.fs.listdir(self.file(naming.LOG_DIR))
+        return sorted(s for s in map(naming.segment_first_seq, names) if s is not None)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def open(self, create: bool) -> bool:
+        """Open (and with `create`, make) the session; False if it does not exist."""
+        st = self.fs.stat(self.path)
+        if st is None:
+            if not create:
+                return False
+            if self.fs.mkdir(self.path, self.options.dir_mode):
+                self.fs.sync_dir(os.path.dirname(self.path))
+        elif not st.is_dir:
+            raise JournalError(f"{self.path} is a file where a session directory belongs")
+        self.lock_fd = self.fs.open(self.file(naming.LOCK_FILE), create=True, mode=self.options.file_mode)
+        try:
+            self.fs.lock(self.lock_fd, self.options.lock_timeout)
+        except BaseException:
+            self.fs.close(self.lock_fd)
+            raise
+        try:
+            if not self._check_identity(create):
+                self._close_fds()
+                return False
+            self._open_active()
+            self.generation = self.fs.size(self.lock_fd)
+        except BaseException:
+            self.fs.unlock(self.lock_fd)
+            self._close_fds()
+            raise
+        self.fs.unlock(self.lock_fd)
+        return True
+
+    def _check_identity(self, create: bool) -> bool:
+        path = self.file(naming.IDENTITY_FILE)
+        raw = read_file(self.fs, path)
+        if raw is None:
+            if not create and not self.segments():
+                return False
+            body = {"format": FORMAT_VERSION, "session_id": self.session_id}
+            write_atomic(self.fs, path, orjson.dumps(body) + b"\n", self.options.file_mode)
+            return True
+        try:
+            identity = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise CorruptionError(path, 0, "identity file is not JSON") from None
+        if not isinstance(identity, dict) or identity.get("format") not in SUPPORTED_VERSIONS:
+            version = identity.get("format") if isinstance(identity, dict) else None
+            raise UnsupportedFormatError(path, version)
+        if identity.get("session_id") != self.session_id:
+            raise SessionIdCollisionError(
+                f"{self.path} already holds session {identity.get('session_id')!r};"
+                f" refusing to mix in {self.session_id!r} (case-insensitive file system?)"
+            )
+        return True
+
+    def _open_active(self) -> None:
+        log_dir = self.file(naming.LOG_DIR)
+        if self.fs.mkdir(log_dir, self.options.dir_mode):
+            self.fs.sync_dir(self.path)
+        segments = self.segments() or [1]
+        self.reader = (segments[0], 0, segments[0])
+        self._enter_segment(segments[-1])
+        self._catch_up()
+
+    def _enter_segment(self, first_seq: int) -> None:
+        """Make `first_seq`'s segment the active one, creating it (durably) if missing."""
+        path = self.segment_path(first_seq)
+        created = self.fs.stat(path) is None
+        fd = self.fs.open(path, create=True, mode=self.options.file_mode)
+        if created:
+            self.fs.sync_dir(os.path.dirname(path))
+        if self.seg_fd >= 0:
+            self._wait_for_sync()
+            self.fs.close(self.seg_fd)
+        self.seg_fd, self.seg_first, self.seg_size, self.next_seq = fd, first_seq, 0, first_seq
+
+    # -- the lock and catching up ------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the file lock and bring the handle up to date with the disk."""
+        if self.closed:
+            raise Closed()
+        self.fs.lock(self.lock_fd, self.options.lock_timeout)
+        try:
+            if self.fs.size(self.lock_fd) != self.generation:
+                raise Stale()
+            self._catch_up()
+        except BaseException:
+            self.fs.unlock(self.lock_fd)
+            raise
+
+    def unlock(self) -> None:
+        self.fs.unlock(self.lock_fd)
+
+    def _catch_up(self) -> None:
+        while True:
+            size = self.fs.size(self.seg_fd)
+            if size == self.seg_size:
+                return
+            if size < self.seg_size:
+                raise Stale()
+            data = self.fs.pread(self.seg_fd, size - self.seg_size, self.seg_size)
+            result = scan(data, self.seg_size, self.next_seq, self.segment_path(self.seg_first))
+            self.seg_size, self.next_seq = result.end, result.next_seq
+            if result.problem is not None:
+                self._handle_problem(result.problem, size)
+            if not result.sealed:
+                return
+            self._enter_segment(self.next_seq)
+
+    def _handle_problem(self, problem: Problem, size: int) -> None:
+        if problem.kind == "torn-tail":
+            self._cut_tail(problem, size)
+        elif problem.kind == "unsupported-format":
+            raise UnsupportedFormatError(problem.path, problem.reason)
+        else:
+            raise CorruptionError(problem.path, problem.offset, problem.reason)
+
+    def _cut_tail(self, problem: Problem, size: int) -> None:
+        """Keep the torn bytes in quarantine, then cut the segment back to its last record."""
+        torn = self.fs.pread(self.seg_fd, size - problem.offset, problem.offset)
+        saved = self.quarantine(f"{naming.segment_name(self.seg_first)}.{problem.offset}.torn", torn)
+        self.fs.truncate(self.seg_fd, problem.offset)
+        self.fs.sync(self.seg_fd)
+        warnings.warn(
+            RecoveryWarning(
+                f"{problem.path}: cut a torn tail of {len(torn)} bytes at offset"
+                f" {problem.offset} ({problem.reason}); the bytes are kept in {saved}"
+            ),
+            stacklevel=6,
+        )
+
+    def quarantine(self, name: str, data: bytes) -> str:
+        return quarantine(self.fs, self.path, name, data, self.options)
+
+    def bump_generation(self) -> None:
+        """Tell every other handle on this session that its view is stale."""
+        self.fs.append(self.lock_fd, b".")
+        self.generation = self.fs.size(self.lock_fd)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, items: list[tuple[str, bytes]], durability: str) -> int:
+        """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq."""
+        with self.cond:
+            if self.poisoned is not None:
+                raise self.poisoned
+            self.lock()
+            try:
+                if self.seg_size >= self.options.segment_bytes:
+                    self._roll()
+                first = self.next_seq
+                ts = time.time()
+                last = len(items) - 1
+                lines = b"".join(
+                    encode(first + i, ts, kind, payload, more=last - i)
+                    for i, (kind, payload) in enumerate(items)
+                )
+                self._write(lines)
+                self.next_seq += len(items)
+                self.written += 1
+                ticket = self.written
+            finally:
+                self.unlock()
+            self._make_durable(ticket, durability)
+        return first
+
+    def _write(self, lines: bytes) -> None:
+        try:
+            self.fs.append(self.seg_fd, lines)
+        except OSError as exc:
+            self._undo_partial_write(exc)
+        self.seg_size += len(lines)
+
+    def _undo_partial_write(self, exc: OSError) -> None:
+        """A failed write may have left part of the batch: cut it, or poison if we cannot."""
+        path = self.segment_path(self.seg_first)
+        try:
+            self.fs.truncate(self.seg_fd, self.seg_size)
+        except OSError as undo:
+            self.poisoned = DurabilityError(
+                f"write to {path} failed ({exc}) and could not be undone ({undo})"
+            )
+            raise self.poisoned from exc
+        raise DurabilityError(f"write to {path} failed, nothing was written: {exc}") from exc
+
+    def _roll(self) -> None:
+        """Seal the active segment durably, then start the next one."""
+        self._write(encode(self.next_seq, time.time(), SEAL, b"{}"))
+        self.next_seq += 1
+        self._sync(self.seg_fd)
+        self.synced = self.written
+        self._enter_segment(self.next_seq)
+
+    def _make_durable(self, ticket: int, durability: str) -> None:
+        if durability == "none":
+            return
+        if durability == "always":
+            target = self.written
+            if self.synced < ticket:
+                self._sync(self.seg_fd)
+                self.synced = max(self.synced, target)
+            return
+        while self.synced < ticket:  # batch: group commit
+            if self.poisoned is not None:
+                raise self.poisoned
+            if self.syncing:
+                self.cond.wait()
+                continue
+            self._lead_group_commit()
+
+    def _lead_group_commit(self) -> None:
+        target, fd = self.written, self.seg_fd
+        self.syncing = True
+        self.cond.release()
+        try:
+            self.fs.sync(fd)
+            error: OSError | None = None
+        except OSError as exc:
+            error = exc
+        finally:
+            self.cond.acquire()
+            self.syncing = False
+            self.cond.notify_all()
+        if error is not None:
+            self._poison(error)
+        self.synced = max(self.synced, target)
+
+    def _sync(self, fd: int) -> None:
+        try:
+            self.fs.sync(fd)
+        except OSError as exc:
+            self._poison(exc)
+
+    def _poison(self, exc: OSError) -> None:
+        path = self.segment_path(self.seg_first)
+        self.poisoned = DurabilityError(
+            f"fsync of {path} failed ({exc}); nothing more is acknowledged on this session"
+            " until it is reopened"
+        )
+        self.cond.notify_all()
+        raise self.poisoned from exc
+
+    def _wait_for_sync(self) -> None:
+        while self.syncing:
+            self.cond.wait()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def current_state(self) -> SessionState:
+        """The folded state through every record on disk; parses only bytes not seen before."""
+        with self.cond:
+            self.lock()
+            try:
+                self._advance_reader()
+            finally:
+                self.unlock()
+            return self.state
+
+    def _advance_reader(self) -> None:
+        seg, offset, seq = self.reader
+        while True:
+            active = seg == self.seg_first
+            records, offset = self._records_in(seg, offset, self.seg_size if active else -1, seq)
+            for record in records:
+                self.state.apply(record)
+            seq += len(records)
+            if active:
+                break
+            if self.state.last_seq != seq - 1 or not records or records[-1].kind != SEAL:
+                path = self.segment_path(seg)
+                raise CorruptionError(path, offset, "a closed segment does not end in a seal record")
+            seg, offset = seq, 0
+        self.reader = (seg, offset, seq)
+
+    def _records_in(self, seg: int, offset: int, end: int, seq: int) -> tuple[list[Record], int]:
+        """Decode the records of segment `seg` from `offset` to `end` (-1: the file's end),
+        checking that they number on from `seq`; return them and the offset reached."""
+        path = self.segment_path(seg)
+        fd = self.seg_fd if seg == self.seg_first else self.fs.open(path, create=False, mode=0)
+        try:
+            if end < 0:
+                end = self.fs.size(fd)
+            data = self.fs.pread(fd, end - offset, offset)
+        finally:
+            if fd != self.seg_fd:
+                self.fs.close(fd)
+        records: list[Record] = []
+        pos = 0
+        while pos < len(data):
+            newline = data.find(b"\n", pos)
+            if newline == -1:
+                raise CorruptionError(path, offset + pos, "incomplete record inside a closed segment")
+            try:
+                record = decode(data[pos:newline])
+            except BadLine as exc:
+                raise CorruptionError(path, offset + pos, exc.reason) from None
+            if record.seq != seq + len(records):
+                reason = f"sequence number {record.seq}, expected {seq + len(records)}"
+                raise CorruptionError(path, offset + pos, reason)
+            records.append(record)
+            pos = newline + 1
+        return records, offset + pos
+
+    def read(self, start: int) -> list[Record]:
+        """Every record with seq >= start, through the last one on disk."""
+        with self.cond:
+            self.lock()
+            try:
+                return self._read_from(start)
+            finally:
+                self.unlock()
+
+    def _read_from(self, start: int) -> list[Record]:
+        segments = [s for s in self.segments() if s <= self.seg_first]
+        first = max([s for s in segments if s <= start] or segments[:1] or [self.seg_first])
+        out: list[Record] = []
+        for seg in (s for s in segments if s >= first):
+            end = self.seg_size if seg == self.seg_first else -1
+            records, _ = self._records_in(seg, 0, end, seg)
+            out.extend(r for r in records if r.seq >= start)
+        return out
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self.cond:
+            self.close_locked()
+
+    def close_locked(self) -> None:
+        """Close with `cond` already held."""
+        if self.closed:
+            return
+        self._wait_for_sync()
+        self.closed = True
+        self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self.seg_fd, self.lock_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    self.fs.close(fd)
+        self.seg_fd = self.lock_fd = -1
