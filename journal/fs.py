@@ -16,6 +16,7 @@ import os
 import secrets
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -57,6 +58,20 @@ class FileSystem(Protocol):
 
 _LOCK_FLAGS = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
 
+# On POSIX portalocker's locker is fcntl.flock; its wrapper (flag enums, argument checks) costs
+# about 3.5 us per lock+unlock against 1 us for the call itself, a third of an append's budget
+# in "none" mode. So on POSIX the same flock primitive is called directly (locks stay compatible
+# with portalocker users of the lock file); elsewhere portalocker's own locker is used.
+if sys.platform != "win32":
+    import fcntl
+
+    _flock: Callable[[int, int], None] | None = fcntl.flock
+    _LOCK_EX_NB: int = fcntl.LOCK_EX | fcntl.LOCK_NB
+    _LOCK_UN: int = fcntl.LOCK_UN
+else:  # pragma: no cover - exercised on Windows only
+    _flock = None
+    _LOCK_EX_NB = _LOCK_UN = 0
+
 
 class OsFileSystem:
     """The real OS. Appends use O_APPEND; `sync` is fdatasync where the OS has it."""
@@ -71,10 +86,11 @@ class OsFileSystem:
         return os.open(path, flags, mode)
 
     def append(self, fd: int, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        written = os.write(fd, data)
+        if written != len(data):  # a short write: finish it, or let the error surface
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(fd, view) :]
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         chunks = []
@@ -88,7 +104,9 @@ class OsFileSystem:
         return b"".join(chunks)
 
     def size(self, fd: int) -> int:
-        return os.fstat(fd).st_size
+        # lseek to the end returns the size without building a stat result (0.25 us vs 0.9 us);
+        # the file position is irrelevant: writes are O_APPEND and reads use pread.
+        return os.lseek(fd, 0, os.SEEK_END)
 
     def truncate(self, fd: int, size: int) -> None:
         os.ftruncate(fd, size)
@@ -101,25 +119,36 @@ class OsFileSystem:
 
     def lock(self, fd: int, timeout: float) -> None:
         """Take the exclusive lock, polling with capped, jittered backoff so no waiter starves."""
-        try:
-            self._locker.lock(fd, _LOCK_FLAGS)
+        if self._try_lock(fd):
             return
-        except LockException:
-            pass
         deadline = time.monotonic() + timeout
         delay = 0.00005
         while True:
             time.sleep(delay * (0.5 + secrets.randbelow(1000) / 1000))
-            try:
-                self._locker.lock(fd, _LOCK_FLAGS)
+            if self._try_lock(fd):
                 return
-            except LockException:
-                if time.monotonic() >= deadline:
-                    raise LockTimeout(f"session lock not acquired within {timeout} s") from None
-                delay = min(delay * 2, 0.002)
+            if time.monotonic() >= deadline:
+                raise LockTimeout(f"session lock not acquired within {timeout} s")
+            delay = min(delay * 2, 0.002)
+
+    def _try_lock(self, fd: int) -> bool:
+        if _flock is not None:
+            try:
+                _flock(fd, _LOCK_EX_NB)
+            except BlockingIOError:
+                return False
+            return True
+        try:
+            self._locker.lock(fd, _LOCK_FLAGS)
+        except LockException:
+            return False
+        return True
 
     def unlock(self, fd: int) -> None:
-        self._locker.unlock(fd)
+        if _flock is not None:
+            _flock(fd, _LOCK_UN)
+        else:
+            self._locker.unlock(fd)
 
     def stat(self, path: str) -> FileStat | None:
         try:

@@ -94,7 +94,8 @@ class Journal:
             InvalidRecordError: `data` cannot be stored as JSON exactly (the key is named).
             DurabilityError: the write or fsync failed; the message is not acknowledged.
         """
-        return self.append_many(session_id, [data], durability=durability)[0]
+        payload = self._encode_message(data)
+        return self._append(session_id, [(MESSAGE, payload)], durability)[0]
 
     def append_many(
         self, session_id: str, items: Iterable[dict[str, Any]], *, durability: str | None = None
@@ -131,11 +132,23 @@ class Journal:
 
     def _append(self, session_id: str, items: list[tuple[str, bytes]], durability: str | None) -> list[int]:
         mode = self.options.durability if durability is None else durability
-        _check_durability(mode)
+        if mode not in DURABILITY_MODES:
+            _check_durability(mode)
         if not items:
             naming.encode_id(session_id)
             return []
-        first = self._with_log(session_id, True, lambda log: _require(log).append(items, mode))
+        with self._lock:  # the hot path: a cached, current handle
+            log = self._open.get(session_id)
+            if log is not None:
+                self._open.move_to_end(session_id)
+        try:
+            if log is None:
+                raise Closed()
+            first = log.append(items, mode)
+        except (Stale, Closed):
+            if log is not None:
+                self._drop(session_id, log)
+            first = self._with_log(session_id, True, lambda log: _require(log).append(items, mode))
         return list(range(first, first + len(items)))
 
     # -- reading -----------------------------------------------------------------------------
@@ -147,7 +160,7 @@ class Journal:
 
     def state(self, session_id: str) -> SessionState | None:
         """The session's current messages and metadata, or None if it does not exist."""
-        return self._with_log(session_id, False, lambda log: log.current_state().copy() if log else None)
+        return self._with_log(session_id, False, lambda log: log.current_state() if log else None)
 
     def exists(self, session_id: str) -> bool:
         path = self.session_path(session_id)

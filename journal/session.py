@@ -35,6 +35,7 @@ from .scan import Problem, scan
 from .state import SessionState
 
 DURABILITY_MODES = ("always", "batch", "none")
+_GATHER_ROUNDS = 16  # at most this many yields while writers keep joining a group commit
 
 
 @dataclass(frozen=True)
@@ -247,11 +248,14 @@ class SessionLog:
                     self._roll()
                 first = self.next_seq
                 ts = time.time()
-                last = len(items) - 1
-                lines = b"".join(
-                    encode(first + i, ts, kind, payload, more=last - i)
-                    for i, (kind, payload) in enumerate(items)
-                )
+                if len(items) == 1:
+                    lines = encode(first, ts, items[0][0], items[0][1])
+                else:
+                    last = len(items) - 1
+                    lines = b"".join(
+                        encode(first + i, ts, kind, payload, more=last - i)
+                        for i, (kind, payload) in enumerate(items)
+                    )
                 self._write(lines)
                 self.next_seq += len(items)
                 self.written += 1
@@ -306,10 +310,18 @@ class SessionLog:
             self._lead_group_commit()
 
     def _lead_group_commit(self) -> None:
-        target, fd = self.written, self.seg_fd
-        self.syncing = True
+        fd = self.seg_fd
+        self.syncing = True  # also keeps `fd` open: closing it waits for `syncing` to clear
         self.cond.release()
         try:
+            # Yield while threads already queued on the lock write, so they share this fsync;
+            # without it a new round's first writer syncs alone and groups halve.
+            for _ in range(_GATHER_ROUNDS):
+                before = self.written
+                time.sleep(0)
+                if self.written == before:
+                    break
+            target = self.written  # every ticket up to here has finished its write()
             self.fs.sync(fd)
             error: OSError | None = None
         except OSError as exc:
@@ -351,7 +363,9 @@ class SessionLog:
                 self._advance_reader()
             finally:
                 self.unlock()
-            return self.state
+            # Copied under `cond`: a copy taken after it is released could catch another
+            # thread's catch-up half way, e.g. a replace batch's "clear" without its messages.
+            return self.state.copy()
 
     def _advance_reader(self) -> None:
         seg, offset, seq = self.reader

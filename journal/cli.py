@@ -1,0 +1,78 @@
+"""The `journal` command line: demo, ls, cat, verify, repair.
+
+Strategy: a thin argparse layer over `Journal`; every command prints plain text (or JSON
+lines for `cat`) and exits 0 when all is well, 1 when something is wrong, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import orjson
+
+from .errors import JournalError
+from .native import Journal
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="journal", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="./sessions", help="store directory (default ./sessions)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="concurrent agents, a crash, recovery and compaction")
+    demo.add_argument("--agents", type=int, default=4)
+    demo.add_argument("--messages", type=int, default=200)
+    commands.add_parser("ls", help="list session ids")
+    cat = commands.add_parser("cat", help="print a session's records as JSON lines")
+    cat.add_argument("session_id")
+    verify = commands.add_parser("verify", help="check sessions without changing them")
+    verify.add_argument("session_ids", nargs="*", help="default: every session")
+    repair = commands.add_parser("repair", help="salvage a damaged session")
+    repair.add_argument("session_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except JournalError as exc:
+        print(f"journal: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return 0 if run_demo(args.root, args.agents, args.messages)["ok"] else 1
+    with Journal(args.root) as journal:
+        if args.command == "ls":
+            for session_id in journal.sessions():
+                print(session_id)
+            return 0
+        if args.command == "cat":
+            for record in journal.read(args.session_id):
+                line = {"seq": record.seq, "ts": record.ts, "kind": record.kind, "data": record.data}
+                sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            return 0
+        if args.command == "verify":
+            return _verify(journal, args.session_ids or list(journal.sessions()))
+        report = journal.repair(args.session_id)
+        print(
+            f"{args.session_id}: {len(report.problems)} problem(s), {report.salvaged} record(s) salvaged,"
+            f" {len(report.lost)} lost, damaged files kept in {report.quarantined}"
+        )
+        return 0
+
+
+def _verify(journal: Journal, session_ids: list[str]) -> int:
+    bad = 0
+    for session_id in session_ids:
+        report = journal.verify(session_id)
+        for problem in report.problems:
+            print(f"{session_id}: {problem.kind} at {problem.path}:{problem.offset}: {problem.reason}")
+        bad += not report.ok
+    print(f"{len(session_ids)} session(s) verified, {bad} with problems")
+    return 1 if bad else 0

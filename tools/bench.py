@@ -1,0 +1,152 @@
+"""Append benchmarks for journal, each measured side by side with its baseline in one run.
+
+Usage: python tools/bench.py [--quick] [--dir DIR]
+
+Every figure is a median over interleaved repetitions (journal, baseline, journal, ...) so the
+noise of a shared 2-core machine hits both sides alike; the ratios are what to compare.
+Targets (issue #2): none >= 0.2x the raw loop and >= 80,000 appends/s; always >= 0.8x a raw
+write+fdatasync loop; batch with 8 threads >= 4x always with 1 thread; latency of the last 100
+appends of a 100,000-record session <= 1.3x the first 100.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+import xxhash
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from journal import Journal
+
+MESSAGE = {
+    "role": "assistant",
+    "content": "Sure - here is a short answer to your question about file formats. " * 2,
+    "metadata": {"model": "gpt-4", "token_count": 42},
+}
+
+
+def _fresh(base: str) -> str:
+    return tempfile.mkdtemp(dir=base)
+
+
+def journal_rate(base: str, mode: str, count: int) -> float:
+    root = _fresh(base)
+    with Journal(root, durability=mode) as journal:
+        journal.append("s", MESSAGE)
+        started = time.perf_counter()
+        for _ in range(count):
+            journal.append("s", MESSAGE)
+        elapsed = time.perf_counter() - started
+    shutil.rmtree(root)
+    return count / elapsed
+
+
+def raw_rate(base: str, sync: bool, count: int) -> float:
+    """orjson + xxh3 + os.write of comparable lines to an open file: no lock, no checks."""
+    root = _fresh(base)
+    fd = os.open(os.path.join(root, "raw.jsonl"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    started = time.perf_counter()
+    for seq in range(count):
+        body = b'"seq":%d,"data":%s}' % (seq, orjson.dumps(MESSAGE))
+        os.write(fd, b'{"xxh3":"' + xxhash.xxh3_64_hexdigest(body).encode() + b'",' + body + b"\n")
+        if sync:
+            os.fdatasync(fd)
+    elapsed = time.perf_counter() - started
+    os.close(fd)
+    shutil.rmtree(root)
+    return count / elapsed
+
+
+def batch_threads_rate(base: str, threads: int, per_thread: int) -> float:
+    root = _fresh(base)
+    with Journal(root, durability="batch") as journal:
+        journal.append("s", MESSAGE)
+
+        def work() -> None:
+            for _ in range(per_thread):
+                journal.append("s", MESSAGE)
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        started = time.perf_counter()
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        elapsed = time.perf_counter() - started
+    shutil.rmtree(root)
+    return threads * per_thread / elapsed
+
+
+def latency_growth(base: str, records: int) -> tuple[float, float]:
+    """Median latency (us) of the first 100 and the last 100 appends of a `records` session."""
+    root = _fresh(base)
+    latencies = []
+    with Journal(root, durability="none") as journal:
+        for _ in range(records):
+            started = time.perf_counter()
+            journal.append("s", MESSAGE)
+            latencies.append(time.perf_counter() - started)
+    shutil.rmtree(root)
+    first = statistics.median(latencies[:100]) * 1e6
+    last = statistics.median(latencies[-100:]) * 1e6
+    return first, last
+
+
+def side_by_side(reps: int, ours: Callable[[], float], base: Callable[[], float]) -> tuple[float, float]:
+    mine, theirs = [], []
+    for _ in range(reps):
+        mine.append(ours())
+        theirs.append(base())
+    return statistics.median(mine), statistics.median(theirs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
+    parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    args = parser.parse_args()
+    reps = 3 if args.quick else 7
+    n_none, n_sync = (20_000, 200) if args.quick else (100_000, 500)
+    base = tempfile.mkdtemp(dir=args.dir)
+    records = 20_000 if args.quick else 100_000
+    print(f"journal append benchmarks, {reps} interleaved repetitions, dir {base}")
+    try:
+        ours, raw = side_by_side(
+            reps, lambda: journal_rate(base, "none", n_none), lambda: raw_rate(base, False, n_none)
+        )
+        show("none", ours, "raw orjson+xxh3+write loop", raw, "target >= 0.2x and >= 80,000/s")
+        ours, raw = side_by_side(
+            reps, lambda: journal_rate(base, "always", n_sync), lambda: raw_rate(base, True, n_sync)
+        )
+        show("always", ours, "raw write+fdatasync loop", raw, "target >= 0.8x")
+        ours, one = side_by_side(
+            reps,
+            lambda: batch_threads_rate(base, 8, n_sync // 4),
+            lambda: journal_rate(base, "always", n_sync),
+        )
+        show("batch, 8 threads", ours, "always, 1 thread", one, "target >= 4x")
+        first, last = latency_growth(base, records)
+        print(f"latency of one append ('none'): first 100 median {first:.1f} us,")
+        print(f"  last 100 of {records:,} median {last:.1f} us: ratio {last / first:.2f}x (target <= 1.3x)")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def show(label: str, ours: float, base_label: str, base: float, target: str) -> None:
+    print(
+        f"{label}: {ours:,.0f} appends/s vs {base_label} {base:,.0f}/s: ratio {ours / base:.2f}x ({target})"
+    )
+
+
+if __name__ == "__main__":
+    main()
