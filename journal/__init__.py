@@ -5,6 +5,7 @@ The on-disk format is specified in FORMAT.md; crash-safety promises in CRASH-SAF
 
 from __future__ import annotations
 
+from .compaction import CompactionPolicy, CompactionReport, CompactionResult
 from .errors import (
     CorruptionError,
     DurabilityError,
@@ -22,13 +23,19 @@ from .native import Journal
 from .record import FORMAT_VERSION, Record
 from .recovery import Report
 from .scan import Problem
+from .session_data import SessionData, SessionMessage
+from .session_store import DefaultSessionStore
 from .state import SessionState
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",
+    "CompactionPolicy",
+    "CompactionReport",
+    "CompactionResult",
     "CorruptionError",
+    "DefaultSessionStore",
     "DurabilityError",
     "InvalidRecordError",
     "InvalidSessionIdError",
@@ -41,6 +48,8 @@ __all__ = [
     "RecoveryWarning",
     "Report",
     "SessionIdCollisionError",
+    "SessionData",
+    "SessionMessage",
     "SessionState",
     "StoreRootError",
     "UnsupportedFormatError",

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import os
 import secrets
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -157,7 +158,7 @@ class OsFileSystem:
             return None
         except NotADirectoryError:
             return None
-        return FileStat(is_dir=os.path.isdir(path), size=st.st_size, mtime=st.st_mtime)
+        return FileStat(is_dir=stat.S_ISDIR(st.st_mode), size=st.st_size, mtime=st.st_mtime)
 
     def listdir(self, path: str) -> list[str]:
         try:

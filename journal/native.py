@@ -15,7 +15,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from . import naming
+from . import compaction, naming
+from .archive import verify_session_archives
+from .compaction import BackgroundCompactor, CompactionPolicy, CompactionReport, CompactionResult
 from .errors import DurabilityError, InvalidRecordError, JournalError, StoreRootError
 from .fs import FileSystem, OsFileSystem, remove_tree
 from .record import CLEAR, MESSAGE, META, Record, encode_payload
@@ -42,6 +44,9 @@ class Journal:
         max_open_sessions: sessions kept open at once (two file descriptors each).
         file_mode, dir_mode: permissions of new files and directories.
         fs: the file system; tests pass a simulated disk.
+        compaction: when to compact, compression level, archive retention (`CompactionPolicy`).
+        background_compaction: run `compact_all(only_due=True)` in a thread until `close()`.
+        compact_on_close: `close()` compacts every open session that has new records.
 
     Raises:
         StoreRootError: `root` is a file or cannot be written.
@@ -59,6 +64,9 @@ class Journal:
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
         fs: FileSystem | None = None,
+        compaction: CompactionPolicy | None = None,
+        background_compaction: bool = False,
+        compact_on_close: bool = False,
     ) -> None:
         _check_durability(durability)
         if segment_bytes < 1 or max_record_bytes < 1 or max_open_sessions < 1:
@@ -71,6 +79,11 @@ class Journal:
         self._poisoned: dict[str, DurabilityError] = {}
         self._lock = threading.Lock()
         self._make_root()
+        self.compaction = compaction if compaction is not None else CompactionPolicy()
+        self._compact_on_close = compact_on_close
+        self._compactor: BackgroundCompactor | None = None
+        if background_compaction:
+            self.start_background_compactor()
 
     def _make_root(self) -> None:
         st = self.fs.stat(self.root)
@@ -83,6 +96,9 @@ class Journal:
             raise StoreRootError(f"cannot create store root {self.root}: {exc}") from exc
         if isinstance(self.fs, OsFileSystem) and not os.access(self.root, os.W_OK | os.X_OK):
             raise StoreRootError(f"store root {self.root} is not writable")
+        for name in self.fs.listdir(self.root):
+            if name.startswith(TRASH_PREFIX):  # a delete interrupted after its rename: finish it
+                remove_tree(self.fs, os.path.join(self.root, name))
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -191,7 +207,7 @@ class Journal:
             with log.cond:
                 log.lock()
                 try:
-                    log.bump_generation()
+                    log.bump_generation(deleted=True)
                     self.fs.rename(log.path, trash)
                     self.fs.sync_dir(self.root)
                 finally:
@@ -211,7 +227,7 @@ class Journal:
         if lock_fd is None:
             return Report(ok=True)
         try:
-            problems = find_problems(self.fs, path)
+            problems = find_problems(self.fs, path) + verify_session_archives(self.fs, path)
         finally:
             self.fs.unlock(lock_fd)
             self.fs.close(lock_fd)
@@ -253,7 +269,53 @@ class Journal:
         with self._lock:
             self._poisoned.pop(session_id, None)
 
+    # -- compaction --------------------------------------------------------------------------
+
+    def compact(self, session_id: str) -> CompactionResult:
+        """Fold the session's log into messages.json, session_id.json, metadata.json and
+        zstd archives (FORMAT.md, "Compaction"). Appends may go on meanwhile; reads return
+        the same history before and after. Crash-safe at every step.
+
+        Raises:
+            CorruptionError: a segment to fold is damaged (nothing is published).
+            JournalError: the session was deleted or repaired meanwhile (nothing published).
+        """
+        path = self.session_path(session_id)
+        result = compaction.compact(self.fs, path, session_id, self.options, self.compaction)
+        if result.compacted or result.pruned_archives:
+            self._drop(session_id)  # its segments and archives changed: reopen on next use
+        return result
+
+    def maybe_compact(self, session_id: str) -> CompactionResult | None:
+        """Compact if the policy (`compaction`) says the session is due; else None."""
+        with self._lock:
+            log = self._open.get(session_id)
+        live = None if log is None else log.next_seq - 1 - log.manifest.snapshot_seq
+        if not compaction.is_due(self.fs, self.session_path(session_id), self.compaction, live):
+            return None
+        return self.compact(session_id)
+
+    def compact_all(self, *, only_due: bool = False) -> CompactionReport:
+        """Compact every session with new records (`only_due`: only those the policy wants)."""
+        return compaction.compact_all(self, only_due)
+
+    def start_background_compactor(self, interval: float | None = None) -> None:
+        """Run `compact_all(only_due=True)` every `interval` seconds until `close()`."""
+        with self._lock:
+            if self._compactor is None:
+                every = self.compaction.interval if interval is None else interval
+                self._compactor = BackgroundCompactor(self, every)
+                self._compactor.start()
+
     def close(self) -> None:
+        with self._lock:
+            compactor, self._compactor = self._compactor, None
+        if compactor is not None:
+            compactor.stop()
+        if self._compact_on_close:
+            with self._lock:
+                open_ids = list(self._open)
+            compaction.compact_sessions(self, open_ids)
         with self._lock:
             logs = list(self._open.values())
             self._open.clear()
@@ -292,6 +354,8 @@ class Journal:
                 return None
         except PermissionError as exc:
             raise StoreRootError(f"cannot open session {session_id!r} under {self.root}: {exc}") from exc
+        except OSError as exc:  # ENOSPC/EIO writing the identity file or cutting a torn tail
+            raise DurabilityError(f"cannot open session {session_id!r}: {exc}") from exc
         return self._remember(session_id, log)
 
     def _remember(self, session_id: str, log: SessionLog) -> SessionLog:

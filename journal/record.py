@@ -168,7 +168,7 @@ def _explain(value: object, path: str) -> InvalidRecordError:
             if not isinstance(key, str):
                 return InvalidRecordError(f"key {key!r} is not a string", path)
             if _has_surrogate(key):
-                return InvalidRecordError("key is not valid UTF-8 (lone surrogate)", path)
+                return InvalidRecordError("key is not valid UTF-8 (lone surrogate)", f"{path}[{key!r}]")
             found = _explain_or_none(item, f"{path}[{key!r}]")
             if found is not None:
                 return found

@@ -21,6 +21,7 @@ import orjson
 from . import naming
 from .errors import UnsupportedFormatError
 from .fs import FileSystem, read_file, write_atomic
+from .manifest import folded_through
 from .record import LOST, SEAL, BadLine, Header, decode_header, encode, find_embedded_record
 from .scan import Problem, scan
 from .session import Options, quarantine
@@ -49,8 +50,11 @@ def _segment_path(path: str, first: int) -> str:
 def find_problems(fs: FileSystem, path: str) -> list[Problem]:
     """Every problem in the session's log; changes nothing."""
     problems: list[Problem] = []
-    segments = _segments(fs, path)
-    expected = segments[0] if segments else 1
+    # After a compaction the live log starts just past the snapshot; names before it are
+    # archived (a folded segment not yet unlinked is left to the next open to finish).
+    snapshot_seq = folded_through(fs, path)
+    segments = [s for s in _segments(fs, path) if s > snapshot_seq]
+    expected = snapshot_seq + 1 if snapshot_seq else (segments[0] if segments else 1)
     for index, first in enumerate(segments):
         seg_path = _segment_path(path, first)
         if first != expected:
@@ -63,7 +67,11 @@ def find_problems(fs: FileSystem, path: str) -> list[Problem]:
             problems.append(_as_closed(result.problem, index < len(segments) - 1))
         elif index < len(segments) - 1 and not result.sealed:
             problems.append(Problem(seg_path, result.end, "corruption", "closed segment has no seal record"))
-        expected = result.next_seq
+        # After damage the scan stopped early; the next segment's name still says where it
+        # should start, so judge it on its own rather than report it for its neighbour's loss.
+        damaged = result.problem is not None or not result.sealed
+        has_next = index + 1 < len(segments)
+        expected = segments[index + 1] if damaged and has_next else result.next_seq
     return problems
 
 

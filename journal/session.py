@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from . import naming
+from . import archive, naming
+from . import manifest as manifest_mod
 from .errors import (
     CorruptionError,
     DurabilityError,
@@ -35,6 +36,8 @@ from .scan import Problem, scan
 from .state import SessionState
 
 DURABILITY_MODES = ("always", "batch", "none")
+DELETED_MARK = b"X"  # the last byte of a deleted session's lock file
+_OPEN_ATTEMPTS = 100  # each failed attempt means another process deleted the session meanwhile
 _GATHER_ROUNDS = 16  # at most this many yields while writers keep joining a group commit
 
 
@@ -81,8 +84,10 @@ class SessionLog:
         self.poisoned: DurabilityError | None = None
         self.written = self.synced = 0
         self.syncing = False
+        self.awaiting_sync = 0  # batch appenders that wrote and wait for a group commit
         self.state = SessionState()
         self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
+        self.manifest = manifest_mod.Manifest()  # the last compaction: where the live log starts
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -100,6 +105,14 @@ class SessionLog:
 
     def open(self, create: bool) -> bool:
         """Open (and with `create`, make) the session; False if it does not exist."""
+        for _ in range(_OPEN_ATTEMPTS):
+            opened = self._try_open(create)
+            if opened is not None:
+                return opened
+        raise JournalError(f"{self.path} kept being deleted while it was being opened")
+
+    def _try_open(self, create: bool) -> bool | None:
+        """One attempt at `open`; None if a delete got in the way (try again)."""
         st = self.fs.stat(self.path)
         if st is None:
             if not create:
@@ -108,13 +121,20 @@ class SessionLog:
                 self.fs.sync_dir(os.path.dirname(self.path))
         elif not st.is_dir:
             raise JournalError(f"{self.path} is a file where a session directory belongs")
-        self.lock_fd = self.fs.open(self.file(naming.LOCK_FILE), create=True, mode=self.options.file_mode)
+        try:
+            self.lock_fd = self.fs.open(self.file(naming.LOCK_FILE), create=True, mode=self.options.file_mode)
+        except FileNotFoundError:  # the directory was renamed away by a delete meanwhile
+            return None
         try:
             self.fs.lock(self.lock_fd, self.options.lock_timeout)
         except BaseException:
             self.fs.close(self.lock_fd)
             raise
         try:
+            if self._deleted():  # we waited on the lock of a session deleted meanwhile
+                self.fs.unlock(self.lock_fd)
+                self._close_fds()
+                return None
             if not self._check_identity(create):
                 self._close_fds()
                 return False
@@ -154,7 +174,13 @@ class SessionLog:
         log_dir = self.file(naming.LOG_DIR)
         if self.fs.mkdir(log_dir, self.options.dir_mode):
             self.fs.sync_dir(self.path)
-        segments = self.segments() or [1]
+        # Finish a committed compaction first: the live log starts just after its snapshot.
+        self.manifest = manifest_mod.recover(self.fs, self.path, self.options.file_mode)
+        first_live = self.manifest.snapshot_seq + 1
+        segments = self.segments() or [first_live]
+        if self.manifest.snapshot_seq and segments[0] != first_live:
+            reason = f"first live segment starts at {segments[0]}, the snapshot ends at {first_live - 1}"
+            raise CorruptionError(self.segment_path(segments[0]), 0, reason)
         self.reader = (segments[0], 0, segments[0])
         self._enter_segment(segments[-1])
         self._catch_up()
@@ -203,6 +229,10 @@ class SessionLog:
                 self._handle_problem(result.problem, size)
             if not result.sealed:
                 return
+            # The writer of this seal may have died (or failed its fsync) before syncing it;
+            # the seal must be durable before the next segment's name is, or a power loss
+            # leaves a closed segment without a seal: corruption.
+            self.fs.sync(self.seg_fd)
             self._enter_segment(self.next_seq)
 
     def _handle_problem(self, problem: Problem, size: int) -> None:
@@ -230,10 +260,22 @@ class SessionLog:
     def quarantine(self, name: str, data: bytes) -> str:
         return quarantine(self.fs, self.path, name, data, self.options)
 
-    def bump_generation(self) -> None:
-        """Tell every other handle on this session that its view is stale."""
-        self.fs.append(self.lock_fd, b".")
+    def seal(self) -> int:
+        """Seal the active segment if it holds records, so every record so far lies in closed
+        segments; return the last seq they hold. The caller holds `cond` and the lock."""
+        if self.seg_size > 0:
+            self._roll()
+        return self.seg_first - 1
+
+    def bump_generation(self, deleted: bool = False) -> None:
+        """Tell every other handle on this session that its view is stale; a delete leaves
+        `DELETED_MARK` last so a process that waited on this lock file knows to start over."""
+        self.fs.append(self.lock_fd, DELETED_MARK if deleted else b".")
         self.generation = self.fs.size(self.lock_fd)
+
+    def _deleted(self) -> bool:
+        size = self.fs.size(self.lock_fd)
+        return size > 0 and self.fs.pread(self.lock_fd, 1, size - 1) == DELETED_MARK
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -277,6 +319,9 @@ class SessionLog:
         path = self.segment_path(self.seg_first)
         try:
             self.fs.truncate(self.seg_fd, self.seg_size)
+            # Durable before the next write lands on the same offset: a power loss that kept
+            # that write but not the cut would show the rest of the failed batch after it.
+            self.fs.sync(self.seg_fd)
         except OSError as undo:
             self.poisoned = DurabilityError(
                 f"write to {path} failed ({exc}) and could not be undone ({undo})"
@@ -301,13 +346,19 @@ class SessionLog:
                 self._sync(self.seg_fd)
                 self.synced = max(self.synced, target)
             return
-        while self.synced < ticket:  # batch: group commit
-            if self.poisoned is not None:
-                raise self.poisoned
-            if self.syncing:
-                self.cond.wait()
-                continue
-            self._lead_group_commit()
+        self.awaiting_sync += 1
+        try:
+            while self.synced < ticket:  # batch: group commit
+                if self.poisoned is not None:
+                    raise self.poisoned
+                if self.syncing:
+                    self.cond.wait()
+                    continue
+                self._lead_group_commit()
+        finally:
+            self.awaiting_sync -= 1
+            if not self.awaiting_sync:
+                self.cond.notify_all()
 
     def _lead_group_commit(self) -> None:
         fd = self.seg_fd
@@ -350,7 +401,10 @@ class SessionLog:
         raise self.poisoned from exc
 
     def _wait_for_sync(self) -> None:
-        while self.syncing:
+        # Also wait for batch appenders still owed an fsync: closing the segment under them
+        # (an LRU eviction) left one to lead a group commit on fd -1, failing an append that
+        # had been written.
+        while self.syncing or self.awaiting_sync:
             self.cond.wait()
 
     # -- reading -----------------------------------------------------------------------------
@@ -368,6 +422,8 @@ class SessionLog:
             return self.state.copy()
 
     def _advance_reader(self) -> None:
+        if self.state.last_seq < self.manifest.snapshot_seq:  # compacted: start from the snapshot
+            self.state = archive.load_snapshot(self.fs, self.path, self.manifest)
         seg, offset, seq = self.reader
         while True:
             active = seg == self.seg_first
@@ -425,9 +481,17 @@ class SessionLog:
         segments = [s for s in self.segments() if s <= self.seg_first]
         first = max([s for s in segments if s <= start] or segments[:1] or [self.seg_first])
         out: list[Record] = []
+        if start <= self.manifest.snapshot_seq:  # records folded by compaction live in archives
+            out = archive.read_archived(self.fs, self.path, self.manifest, start)
         for seg in (s for s in segments if s >= first):
             end = self.seg_size if seg == self.seg_first else -1
-            records, _ = self._records_in(seg, 0, end, seg)
+            records, offset = self._records_in(seg, 0, end, seg)
+            # A closed segment must end in its seal, numbered just before the next segment:
+            # otherwise records cut from its end would be skipped without a word.
+            following = [s for s in segments if s > seg]
+            if following and (not records or records[-1].kind != SEAL or records[-1].seq != following[0] - 1):
+                path = self.segment_path(seg)
+                raise CorruptionError(path, offset, "a closed segment does not end in a seal record")
             out.extend(r for r in records if r.seq >= start)
         return out
 

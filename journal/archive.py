@@ -1,0 +1,233 @@
+"""Archives of folded segments (`archive/<segment>.zst`) and the read side of a snapshot.
+
+Strategy: an archive is one zstd frame (content size and checksum in the frame header and
+trailer) whose content is the segment's bytes, verbatim: every line keeps its xxh3 checksum,
+so `verify` checks an archive with the same `scan` as a live segment and never has to trust
+the snapshot, and the stock ``zstd -d`` gives back the original file. Archives are written
+and read in chunks through the `FileSystem`, so memory stays bounded by the chunk size.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import zstandard
+
+from . import manifest as manifest_mod
+from . import naming
+from .errors import CorruptionError, UnsupportedFormatError
+from .fs import FileSystem, read_file
+from .manifest import Manifest
+from .record import SEAL, BadLine, Record, decode
+from .scan import Problem, scan
+from .snapshot import BadSnapshot, MessagesReader, decode_metadata
+from .state import SessionState
+
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def file_chunks(fs: FileSystem, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of `path` in chunks; the size is taken at open, so later appends are not read."""
+    fd = fs.open(path, create=False, mode=0)
+    try:
+        size, offset = fs.size(fd), 0
+        while offset < size:
+            chunk = fs.pread(fd, min(chunk_bytes, size - offset), offset)
+            if not chunk:
+                break
+            offset += len(chunk)
+            yield chunk
+    finally:
+        fs.close(fd)
+
+
+class ArchiveWriter:
+    """Compresses a stream of segment bytes into a new file; `finish` makes it durable."""
+
+    def __init__(self, fs: FileSystem, path: str, level: int, mode: int, size: int = -1) -> None:
+        self.fs, self.path = fs, path
+        self.compressor = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj(size=size)
+        self.fd = fs.open(path, create=True, mode=mode)
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        out = self.compressor.compress(chunk)
+        if out:
+            self.fs.append(self.fd, out)
+            self.written += len(out)
+
+    def finish(self) -> int:
+        """Flush, fsync and close; return the archive's size in bytes."""
+        out = self.compressor.flush()
+        self.fs.append(self.fd, out)
+        self.written += len(out)
+        self.fs.sync(self.fd)
+        self.close()
+        return self.written
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            self.fs.close(fd)
+
+
+def decompressed_chunks(fs: FileSystem, path: str) -> Iterator[bytes]:
+    """The original segment bytes of an archive, in chunks; raise `CorruptionError`."""
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    offset = 0
+    try:
+        for chunk in file_chunks(fs, path):
+            out = decompressor.decompress(chunk)
+            offset += len(chunk)
+            if out:
+                yield out
+    except zstandard.ZstdError as exc:
+        raise CorruptionError(path, offset, f"archive does not decompress: {exc}") from None
+    if not decompressor.eof:
+        raise CorruptionError(path, offset, "archive ends before its zstd frame does")
+
+
+def archive_path(session_path: str, segment: str) -> str:
+    return os.path.join(session_path, manifest_mod.archive_name(segment))
+
+
+def read_records(fs: FileSystem, path: str, first_seq: int) -> list[Record]:
+    """Every record of an archive, checked line by line and numbered on from `first_seq`."""
+    data = b"".join(decompressed_chunks(fs, path))
+    records: list[Record] = []
+    pos = 0
+    while pos < len(data):
+        newline = data.find(b"\n", pos)
+        if newline == -1:
+            raise CorruptionError(path, pos, "incomplete record inside an archive")
+        try:
+            record = decode(data[pos:newline])
+        except BadLine as exc:
+            raise CorruptionError(path, pos, exc.reason) from None
+        expected = first_seq + len(records)
+        if record.seq != expected:
+            raise CorruptionError(path, pos, f"sequence number {record.seq}, expected {expected}")
+        records.append(record)
+        pos = newline + 1
+    return records
+
+
+def read_archived(fs: FileSystem, session_path: str, manifest: Manifest, start: int) -> list[Record]:
+    """The archived records with seq >= `start` (archives pruned by retention are gone)."""
+    out: list[Record] = []
+    names = list(manifest.archived)
+    for index, name in enumerate(names):
+        first = _first_seq(name)
+        end = _first_seq(names[index + 1]) if index + 1 < len(names) else manifest.snapshot_seq + 1
+        if end <= start:
+            continue
+        records = read_records(fs, archive_path(session_path, name), first)
+        out.extend(r for r in records if r.seq >= start)
+    return out
+
+
+def _first_seq(segment: str) -> int:
+    first = naming.segment_first_seq(segment)
+    if first is None:  # decode() refuses such manifests; this guards direct callers
+        raise ValueError(f"{segment!r} is not a segment name")
+    return first
+
+
+def verify_session_archives(fs: FileSystem, session_path: str) -> list[Problem]:
+    """`verify_compaction` for a session directory; a bad manifest is itself a problem."""
+    try:
+        current = manifest_mod.load(fs, session_path)
+    except (CorruptionError, UnsupportedFormatError) as exc:
+        kind = "unsupported-format" if isinstance(exc, UnsupportedFormatError) else "corruption"
+        return [Problem(os.path.join(session_path, manifest_mod.MANIFEST_FILE), 0, kind, str(exc))]
+    return verify_compaction(fs, session_path, current)
+
+
+def verify_compaction(fs: FileSystem, session_path: str, manifest: Manifest) -> list[Problem]:
+    """Check every archive (decompress, checksums, numbering, seals) and the snapshot's seq."""
+    problems: list[Problem] = []
+    expected = manifest.pruned_through + 1
+    for name in manifest.archived:
+        expected = expected if expected > 0 else _first_seq(name)  # after damage: resync
+        path = _located(fs, session_path, manifest, manifest_mod.archive_name(name))
+        found, expected = _verify_one(fs, path, _first_seq(name), expected)
+        problems += found
+    if manifest.archived and expected > 0 and expected != manifest.snapshot_seq + 1:
+        path = archive_path(session_path, manifest.archived[-1])
+        reason = f"archives end at seq {expected - 1}, the snapshot at {manifest.snapshot_seq}"
+        problems.append(Problem(path, 0, "corruption", reason))
+    if manifest.snapshot_seq:
+        path = _located(fs, session_path, manifest, manifest_mod.MESSAGES_FILE)
+        problems += _verify_messages(fs, path, manifest.snapshot_seq)
+    return problems
+
+
+def _located(fs: FileSystem, session_path: str, manifest: Manifest, final: str) -> str:
+    """Where a file of the snapshot is now: a committed compaction not yet finished (the next
+    open finishes it) still has it under its pending temp name."""
+    for temp, name in manifest.pending:
+        if name == final and fs.stat(os.path.join(session_path, temp)) is not None:
+            return os.path.join(session_path, temp)
+    return os.path.join(session_path, final)
+
+
+def _verify_one(fs: FileSystem, path: str, first: int, expected: int) -> tuple[list[Problem], int]:
+    """Problems of one archive, and the seq the next one must start at (-1: unknown)."""
+    if first != expected:
+        return [Problem(path, 0, "corruption", f"archive starts at {first}, expected {expected}")], -1
+    try:
+        data = b"".join(decompressed_chunks(fs, path))
+    except FileNotFoundError:
+        return [Problem(path, 0, "corruption", "archive listed in the manifest is missing")], -1
+    except CorruptionError as exc:
+        return [Problem(path, exc.offset, "corruption", exc.reason)], -1
+    result = scan(data, 0, first, path)
+    if result.problem is not None:
+        reason = f"{result.problem.reason} (offset into the decompressed segment)"
+        return [Problem(path, result.problem.offset, "corruption", reason)], -1
+    if not result.sealed:
+        reason = f"archived segment does not end in a {SEAL} record"
+        return [Problem(path, result.end, "corruption", reason)], result.next_seq
+    return [], result.next_seq
+
+
+def _verify_messages(fs: FileSystem, path: str, snapshot_seq: int) -> list[Problem]:
+    try:
+        reader = MessagesReader(file_chunks(fs, path))
+        count = sum(1 for _ in reader.lines())
+    except FileNotFoundError:
+        return [Problem(path, 0, "corruption", "snapshot messages.json is missing")]
+    except BadSnapshot as exc:
+        return [Problem(path, 0, "corruption", str(exc))]
+    if reader.trailer.get("journal_seq") != snapshot_seq or reader.trailer.get("total_messages") != count:
+        reason = f"snapshot covers seq {reader.trailer.get('journal_seq')}, the manifest says {snapshot_seq}"
+        return [Problem(path, 0, "corruption", reason)]
+    return []
+
+
+def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> SessionState:
+    """The `SessionState` at `manifest.snapshot_seq`, from messages.json and metadata.json."""
+    path = os.path.join(session_path, manifest_mod.MESSAGES_FILE)
+    meta_path = os.path.join(session_path, manifest_mod.METADATA_FILE)
+    try:
+        reader = MessagesReader(file_chunks(fs, path))
+        messages = list(reader.records())
+        raw = read_file(fs, meta_path)
+        metadata = decode_metadata(raw) if raw is not None else None
+    except FileNotFoundError:
+        raise CorruptionError(path, 0, "snapshot named by compaction.json is missing") from None
+    except BadSnapshot as exc:
+        raise CorruptionError(path, 0, str(exc)) from None
+    if metadata is None:
+        raise CorruptionError(meta_path, 0, "snapshot named by compaction.json is missing")
+    if reader.trailer["journal_seq"] != manifest.snapshot_seq:
+        reason = f"covers seq {reader.trailer['journal_seq']}, compaction.json says {manifest.snapshot_seq}"
+        raise CorruptionError(path, 0, reason)
+    return SessionState(
+        messages=messages,
+        metadata=metadata,
+        created_at=manifest.created_at,
+        updated_at=manifest.updated_at,
+        last_seq=manifest.snapshot_seq,
+    )

@@ -1,0 +1,267 @@
+"""Pure encode/decode of the compaction snapshot files (FORMAT.md, "Compaction"). No I/O here.
+
+Strategy: `messages.json` is written and read as a stream. Its layout is fixed so that every
+message is exactly one line inside the ``"messages"`` array:
+
+    {
+      "messages": [
+        {"role":"user","content":"Hi","timestamp":"2024-01-15T10:30:15.000Z","_journal":{...}},
+        {"role":"assistant",...}
+      ],
+      "total_messages": 2,
+      "last_updated": "2024-01-15T10:30:18.000Z",
+      "journal_seq": 41
+    }
+
+so a writer appends one line per message (and can restart the array after a "clear") and a
+reader parses one line at a time: a 1 GB history is never held as one JSON document. Each
+line is the record's data plus the documented ``"timestamp"`` plus ``"_journal"`` holding the
+exact seq/ts/more, so the reader rebuilds the very `Record`s the log held. `session_id.json`
+and `metadata.json` are small and written whole.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from .record import MESSAGE, Record
+
+JOURNAL_KEY = "_journal"
+HEAD = b'{\n  "messages": ['
+_ELEMENT_INDENT = b"\n    "
+_EMPTY_END = b'  "messages": [],'
+_ARRAY_END = b"  ],\n"
+
+
+class BadSnapshot(Exception):
+    """Internal: a snapshot file that does not have the layout `journal` writes."""
+
+
+def iso(ts: float | None) -> str:
+    """ISO-8601 UTC with milliseconds and a ``Z``, as the docs show; now if `ts` is None."""
+    ts = time.time() if ts is None else ts
+    seconds, ms = divmod(int(ts * 1000), 1000)
+    return f"{_iso_seconds(seconds)}.{ms:03d}Z"
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(seconds: int) -> str:  # a chat's messages share seconds: format each once
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+
+
+def encode_message(record: Record) -> bytes:
+    """One message of the array, on one line, without separators."""
+    data = record.data
+    exact: dict[str, Any] = {"seq": record.seq, "ts": record.ts}
+    if record.more:
+        exact["more"] = record.more
+    if isinstance(data, dict) and JOURNAL_KEY not in data:
+        message = dict(data)
+        if "timestamp" in data:
+            exact["keeps_timestamp"] = True
+        else:
+            message["timestamp"] = iso(record.ts)
+    else:  # not representable as "data plus two keys": keep the data whole
+        message = dict(data) if isinstance(data, dict) else {"content": data}
+        message.setdefault("timestamp", iso(record.ts))
+        exact["data"] = data
+    message[JOURNAL_KEY] = exact
+    return orjson.dumps(message)
+
+
+_MAYBE_CLASHING = (b'"timestamp"', b'"_journal"', b"\\u")
+
+
+def splice_message(payload: bytes, seq: int, ts: float, more: int) -> bytes | None:
+    """`encode_message` without parsing the payload: its own bytes plus the two keys. None
+    when the payload might already hold either key (even escaped): then parse it instead."""
+    if not (payload.startswith(b"{") and payload.endswith(b"}")):
+        return None
+    if any(marker in payload for marker in _MAYBE_CLASHING):
+        return None
+    more_field = b',"more":%d' % more if more else b""
+    exact = b'{"seq":%d,"ts":%s%s}' % (seq, orjson.dumps(ts), more_field)
+    keys = b'"timestamp":"%s","_journal":%s}' % (iso(ts).encode(), exact)
+    return payload[:-1] + (b"," if payload[1:-1].strip() else b"") + keys
+
+
+def decode_message(line: bytes) -> Record:
+    """The `Record` a line of `encode_message` stands for; raise `BadSnapshot`."""
+    try:
+        return message_record(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        raise BadSnapshot(f"not a journal message line: {line[:80]!r}") from None
+
+
+def message_record(message: Any) -> Record:
+    """The `Record` a parsed message of messages.json stands for; raise `BadSnapshot`."""
+    try:
+        exact = message.pop(JOURNAL_KEY)
+        seq, ts = int(exact["seq"]), float(exact["ts"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise BadSnapshot(f"not a journal message: {str(message)[:80]!r}") from None
+    if "data" in exact:
+        data = exact["data"]
+    else:
+        if not exact.get("keeps_timestamp"):
+            message.pop("timestamp", None)
+        data = message
+    return Record(seq=seq, ts=ts, kind=MESSAGE, data=data, more=int(exact.get("more", 0)))
+
+
+def separator(index: int) -> bytes:
+    """What goes before message number `index` (0-based) of the array."""
+    return _ELEMENT_INDENT if index == 0 else b"," + _ELEMENT_INDENT
+
+
+def tail(count: int, last_updated: float | None, journal_seq: int) -> bytes:
+    """The end of `messages.json` after `count` messages."""
+    trailer = orjson.dumps(
+        {"total_messages": count, "last_updated": iso(last_updated), "journal_seq": journal_seq},
+        option=orjson.OPT_INDENT_2,
+    )
+    close = b"\n  ],\n" if count else b"],\n"
+    return close + trailer[2:] + b"\n"  # the trailer's own "{\n" gives way to the array's end
+
+
+def encode_messages(records: Iterable[Record], last_updated: float | None, journal_seq: int) -> bytes:
+    """A whole `messages.json` in memory (tests and small sessions)."""
+    parts = [HEAD]
+    count = 0
+    for count, record in enumerate(records, 1):
+        parts += [separator(count - 1), encode_message(record)]
+    parts.append(tail(count, last_updated, journal_seq))
+    return b"".join(parts)
+
+
+def iter_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The newline-terminated lines of a byte stream, newline included; a last piece
+    without a newline is yielded as is."""
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk if rest else chunk
+        start = 0
+        while True:
+            newline = data.find(b"\n", start)
+            if newline == -1:
+                break
+            yield data[start : newline + 1]
+            start = newline + 1
+        rest = data[start:]
+    if rest:
+        yield rest
+
+
+class MessagesReader:
+    """Streams the messages of a `messages.json`; `trailer` is set once they are all read.
+
+    The array is cut at line boundaries into regions of about a chunk each: `records` parses a
+    region with one `orjson.loads` (no per-line Python parsing), `lines` splits it for copying.
+    """
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self.trailer: dict[str, Any] = {}
+
+    def lines(self) -> Iterator[bytes]:
+        """Each message's JSON (no indentation, no separator), in order."""
+        for region in self._regions():
+            for line in region.split(b"\n"):
+                stripped = line.strip()
+                if stripped:
+                    yield stripped[:-1] if stripped.endswith(b",") else stripped
+
+    def records(self) -> Iterator[Record]:
+        for region in self._regions():
+            body = region.rstrip().rstrip(b",")
+            if not body:
+                continue
+            try:
+                messages = orjson.loads(b"[" + body + b"]")
+            except orjson.JSONDecodeError:
+                raise BadSnapshot("messages.json holds a line that is not JSON") from None
+            for message in messages:
+                yield message_record(message)
+
+    def _regions(self) -> Iterator[bytes]:
+        """Runs of whole message lines (with their commas and newlines), then the trailer."""
+        buffer, empty = self._read_head()
+        if empty:
+            self._read_trailer(buffer)
+            return
+        for chunk in itertools.chain([b""], self._chunks):  # the head's chunk may hold it all
+            buffer += chunk
+            cut = buffer.rfind(b"\n") + 1
+            region, buffer = buffer[:cut], buffer[cut:]
+            end = 0 if region.startswith(_ARRAY_END) else region.find(b"\n" + _ARRAY_END) + 1
+            if end > 0 or region.startswith(_ARRAY_END):
+                if end:
+                    yield region[:end]
+                self._read_trailer(region[end + len(_ARRAY_END) :] + buffer)
+                return
+            if region:
+                yield region
+        raise BadSnapshot("messages.json ends inside the messages array")
+
+    def _read_head(self) -> tuple[bytes, bool]:
+        """Consume the first two lines; return what follows and whether the array is empty."""
+        buffer = b""
+        while buffer.count(b"\n") < 2:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                raise BadSnapshot("messages.json does not start with the journal layout")
+            buffer += chunk
+        first, second, rest = buffer.split(b"\n", 2)
+        if first.rstrip() != b"{" or second.rstrip() not in (HEAD[2:], _EMPTY_END):
+            raise BadSnapshot("messages.json does not start with the journal layout")
+        return rest, second.rstrip() == _EMPTY_END
+
+    def _read_trailer(self, rest: bytes) -> None:
+        try:
+            trailer = orjson.loads(b"{" + rest + b"".join(self._chunks))
+        except orjson.JSONDecodeError:
+            raise BadSnapshot("messages.json has no valid trailer") from None
+        if not isinstance(trailer, dict) or not isinstance(trailer.get("journal_seq"), int):
+            raise BadSnapshot("messages.json has no journal_seq")
+        self.trailer = trailer
+
+
+def agent_id(metadata: dict[str, Any]) -> Any:
+    """The docs' "agent_id": the metadata's agent_id, else its agent_name, else null."""
+    return metadata.get("agent_id", metadata.get("agent_name"))
+
+
+def encode_session_info(
+    session_id: str, metadata: dict[str, Any], created_at: float | None, updated_at: float | None
+) -> bytes:
+    """`session_id.json` in the documented shape."""
+    settings = metadata.get("settings")
+    body = {
+        "session_id": session_id,
+        "agent_id": agent_id(metadata),
+        "created_at": iso(created_at),
+        "updated_at": iso(updated_at if updated_at is not None else created_at),
+        "metadata": metadata,
+        "settings": settings if isinstance(settings, dict) else {},
+    }
+    return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def encode_metadata(metadata: dict[str, Any]) -> bytes:
+    return orjson.dumps(metadata, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def decode_metadata(raw: bytes) -> dict[str, Any]:
+    try:
+        metadata = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadSnapshot("metadata.json is not JSON") from None
+    if not isinstance(metadata, dict):
+        raise BadSnapshot("metadata.json is not an object")
+    return metadata

@@ -1,0 +1,81 @@
+"""Run the crash-recovery state machines outside pytest, with a chosen budget, and summarize.
+
+    python tools/crashcheck.py --examples 200 --steps 80 --seed 1
+    python tools/crashcheck.py --machine compaction
+
+Strategy: the state machines of tests/test_crash_stateful.py (and test_crash_compaction.py)
+count what they do in a module-level `STATS` counter; this runs them with
+`run_state_machine_as_test` under explicit settings and prints those counts. A violation
+raises, prints hypothesis's minimal failing sequence of steps, and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from hypothesis import HealthCheck, seed, settings  # noqa: E402
+from hypothesis.stateful import run_state_machine_as_test  # noqa: E402
+
+
+def load_machine(name: str) -> tuple[Any, Any]:
+    """The state machine class and its module's STATS counter."""
+    if name == "compaction":
+        import test_crash_compaction as module
+    else:
+        import test_crash_stateful as module
+    return module.MACHINE, module.STATS
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=100, help="state machine runs (default 100)")
+    parser.add_argument("--steps", type=int, default=50, help="max steps per run (default 50)")
+    parser.add_argument("--seed", type=int, default=None, help="hypothesis seed (default: random)")
+    parser.add_argument("--machine", choices=["append", "compaction"], default="append")
+    args = parser.parse_args(argv)
+
+    machine, stats = load_machine(args.machine)
+    budget = settings(
+        max_examples=args.examples,
+        stateful_step_count=args.steps,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    test = machine
+    if args.seed is not None:
+        test = seed(args.seed)(machine)
+    started = time.monotonic()
+    failure: BaseException | None = None
+    try:
+        run_state_machine_as_test(test, settings=budget)
+    except BaseException as exc:  # report it with the counts, then exit non-zero
+        failure = exc
+    elapsed = time.monotonic() - started
+
+    print(f"machine:            {machine.__name__} (seed {args.seed if args.seed is not None else 'random'})")
+    print(f"runs:               {stats['runs']}")
+    print(f"steps:              {stats['steps']}")
+    print(f"crashes simulated:  {stats['crashes simulated']}")
+    print(f"states checked:     {stats['states checked']}")
+    print(f"violations:         {stats['violations']}")
+    print(f"elapsed:            {elapsed:.1f} s")
+    details = sorted((k, v) for k, v in stats.items() if k.startswith(("rule ", "mode ")) or " " in k)
+    shown = {"crashes simulated", "states checked"}
+    print("detail:             " + ", ".join(f"{k}={v}" for k, v in details if k not in shown))
+    if failure is not None:
+        print(f"FAILED: {type(failure).__name__}: {failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
