@@ -1,4 +1,4 @@
-"""The `journal` command line: demo, ls, cat, verify, repair.
+"""The `journal` command line: demo, ls, cat, verify, repair, compact.
 
 Strategy: a thin argparse layer over `Journal`; every command prints plain text (or JSON
 lines for `cat`) and exits 0 when all is well, 1 when something is wrong, 2 on bad usage.
@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("session_ids", nargs="*", help="default: every session")
     repair = commands.add_parser("repair", help="salvage a damaged session")
     repair.add_argument("session_id")
+    compact = commands.add_parser("compact", help="write messages.json etc. and fold segments into archives")
+    compact.add_argument("session_ids", nargs="*", help="default: every session with new records")
     return parser
 
 
@@ -59,12 +61,29 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         if args.command == "verify":
             return _verify(journal, args.session_ids or list(journal.sessions()))
+        if args.command == "compact":
+            return _compact(journal, args.session_ids)
         report = journal.repair(args.session_id)
         print(
             f"{args.session_id}: {len(report.problems)} problem(s), {report.salvaged} record(s) salvaged,"
             f" {len(report.lost)} lost, damaged files kept in {report.quarantined}"
         )
         return 0
+
+
+def _compact(journal: Journal, session_ids: list[str]) -> int:
+    if not session_ids:
+        report = journal.compact_all()
+        results, errors = report.results, report.errors
+    else:
+        results, errors = [journal.compact(s) for s in session_ids], {}
+    for result in results:
+        if result.compacted:
+            print(f"{result.session_id}: through seq {result.snapshot_seq}, {result.messages} message(s),"
+                  f" {result.folded_bytes:,} log bytes -> {result.archive_bytes:,} archived")  # fmt: skip
+    for session_id, error in errors.items():
+        print(f"{session_id}: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def _verify(journal: Journal, session_ids: list[str]) -> int:

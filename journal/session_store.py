@@ -178,8 +178,8 @@ class DefaultSessionStore:
         if state is None:
             return []
         records = state.messages
-        start = window_start([_role(r.data) for r in records], max_messages)
-        return [SessionMessage.from_record(r).to_llm_message() for r in records[start:]]
+        start = window_start([_role(r.data) for r in records], max_messages) if max_messages else 0
+        return [llm_message(r.data) for r in records[start:]]
 
     def session_exists(self, session_id: str) -> bool:
         return self._journal.exists(session_id)
@@ -284,6 +284,19 @@ def _message_from_dict(index: int, item: Any) -> dict[str, Any]:
         item.get("tool_calls"),
         item.get("tool_call_id"),
     )
+
+
+def llm_message(data: Any) -> dict[str, Any]:
+    """What `SessionMessage.from_record(r).to_llm_message()` gives, without the objects: this
+    runs once per message of every `get_chat_history`."""
+    if not isinstance(data, dict):
+        return {"role": "user", "content": ""}
+    message = {"role": data.get("role", "user"), "content": data.get("content", "")}
+    if data.get("tool_calls"):
+        message["tool_calls"] = data["tool_calls"]
+    if data.get("tool_call_id") is not None:
+        message["tool_call_id"] = data["tool_call_id"]
+    return message
 
 
 def _role(data: Any) -> str:

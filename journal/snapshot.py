@@ -103,9 +103,14 @@ def message_record(message: Any) -> Record:
     """The `Record` a parsed message of messages.json stands for; raise `BadSnapshot`."""
     try:
         exact = message.pop(JOURNAL_KEY)
-        seq, ts = int(exact["seq"]), float(exact["ts"])
+        seq, ts = exact["seq"], exact["ts"]
+        if type(seq) is not int or type(ts) is not float:  # the common case skips conversion
+            seq, ts = int(seq), float(ts)
     except (KeyError, TypeError, ValueError, AttributeError):
         raise BadSnapshot(f"not a journal message: {str(message)[:80]!r}") from None
+    if len(exact) == 2:  # just seq and ts: the usual line
+        message.pop("timestamp", None)
+        return Record(seq, ts, MESSAGE, message)
     if "data" in exact:
         data = exact["data"]
     else:

@@ -19,7 +19,7 @@ _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_t
 
 CRASH_PROFILES = {
     # Bounded for CI on a 2-core machine: at least 2,000 state-machine steps in total.
-    "ci": settings(max_examples=50, stateful_step_count=40, deadline=None, suppress_health_check=_QUIET),
+    "ci": settings(max_examples=100, stateful_step_count=50, deadline=None, suppress_health_check=_QUIET),
     # A local soak: `JOURNAL_HYPOTHESIS_PROFILE=thorough python -m pytest tests/test_crash_*.py`.
     "thorough": settings(
         max_examples=2000, stateful_step_count=120, deadline=None, suppress_health_check=_QUIET

@@ -22,7 +22,7 @@ from typing import Any
 import hypothesis.strategies as st
 from conftest_crash import crash_settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
-from simdisk import SimDisk
+from simdisk import PowerCut, SimDisk
 
 from journal import CorruptionError, DurabilityError, Journal, RecoveryWarning
 from journal.record import LOST, SEAL
@@ -239,6 +239,31 @@ class JournalCrashMachine(RuleBasedStateMachine):
             self.fail_first_recovery(fault)
         self.recover("power")
 
+    @rule(
+        sizes=st.lists(st.integers(0, 120), min_size=1, max_size=3),
+        calls=st.integers(0, 40),
+        seed=st.integers(0, 2**32 - 1),
+    )
+    def power_cut_mid_append(self, sizes: list[int], calls: int, seed: int) -> None:
+        """The power goes off `calls` file system calls into an append (a roll, a new
+        segment, a recovery): the batch may or may not be there, whole, afterwards."""
+        self.step("power_cut_mid_append")
+        msgs = self.next_messages(sizes)
+        records = [("message", m) for m in msgs]
+        self.disk.cut_power_after(calls)
+        try:
+            self.j.append_many(SESSION, msgs)
+            if not self.poisoned:
+                self.log.append(Batch(records, self.level(None)))
+        except PowerCut:
+            if not self.poisoned:
+                self.log.append(Batch(records, UNCERTAIN))
+        except DurabilityError:
+            check(self.poisoned, "an append failed though no fault was injected")
+        self.disk.crash(random.Random(seed))
+        STATS["crashes simulated"] += 1
+        self.recover("power")
+
     def fail_first_recovery(self, fault: str) -> None:
         """A failed fsync or ENOSPC while cutting a torn tail: the read raises, no state is
         taken for granted, and the next open recovers as if nothing had happened."""
@@ -405,10 +430,13 @@ def test_seal_whose_fsync_failed_is_made_durable_before_the_next_segment() -> No
 
 def test_enospc_while_creating_a_session_raises_durability_error() -> None:
     """ENOSPC or EIO writing a new session's identity file escaped as a bare OSError."""
-    for arm in (lambda d: d.fail_append(0, 0), lambda d: d.fail_sync(0)):
+    for fault in ("enospc", "eio"):
         disk = SimDisk()
         journal = Journal(ROOT, fs=disk)
-        arm(disk)
+        if fault == "enospc":
+            disk.fail_append(0, 0)
+        else:
+            disk.fail_sync(0)
         try:
             journal.append(SESSION, message(1, 0))
             check(False, "an append on a failing disk was acknowledged")

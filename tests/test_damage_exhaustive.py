@@ -50,7 +50,9 @@ def classify(data: bytes) -> tuple[str, int, int]:
     return kind, result.end, result.count
 
 
-def test_truncation_at_every_offset_keeps_exactly_the_complete_records(log: tuple[Path, bytes, list[int]]) -> None:
+def test_truncation_at_every_offset_keeps_exactly_the_complete_records(
+    log: tuple[Path, bytes, list[int]],
+) -> None:
     _, data, starts = log
     for cut in range(len(data) + 1):
         complete = max(i for i, start in enumerate(starts) if start <= cut)

@@ -3,8 +3,9 @@ succeed again once space is freed.
 
 Strategy: the scenario runs on the simulated disk with a 64 KiB capacity, and on a real 64 KiB
 tmpfs that the test mounts (we run as root in CI); where mounting is not allowed the second run
-falls back to the simulated disk too, and each run prints which one ran (`pytest -s` shows it). Either way a ballast file takes part of the space so that
-deleting it frees room, as an operator would.
+falls back to the simulated disk too, and each run prints which one ran (`pytest -s` shows
+it). Either way a ballast file takes part of the space so that deleting it frees room, as an
+operator would.
 """
 
 from __future__ import annotations
