@@ -208,6 +208,9 @@ class SessionLog:
             if self.fs.size(self.lock_fd) != self.generation:
                 raise Stale()
             self._catch_up()
+        except OSError as exc:  # e.g. EIO or ENOSPC while cutting another writer's torn tail
+            self.fs.unlock(self.lock_fd)
+            raise DurabilityError(f"{self.path}: could not bring the log up to date: {exc}") from exc
         except BaseException:
             self.fs.unlock(self.lock_fd)
             raise

@@ -398,7 +398,7 @@ class JournalCrashMachine(RuleBasedStateMachine):
         return targets
 
     @invariant()
-    def nothing_left_armed(self) -> None:
+    def no_lock_held_between_operations(self) -> None:
         check(not self.disk.locks, "a session lock is still held between operations")
 
     def teardown(self) -> None:

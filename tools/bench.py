@@ -6,12 +6,16 @@ Every figure is a median over interleaved repetitions (journal, baseline, journa
 noise of a shared 2-core machine hits both sides alike; the ratios are what to compare.
 Targets (issue #2): none >= 0.2x the raw loop and >= 80,000 appends/s; always >= 0.8x a raw
 write+fdatasync loop; batch with 8 threads >= 4x always with 1 thread; latency of the last 100
-appends of a 100,000-record session <= 1.3x the first 100.
+appends of a 100,000-record session <= 1.3x the first 100. And (issue #4) get_chat_history of
+a compacted 10,000-message session against json.load of the same messages as one JSON file,
+cold (a new store, as after a restart) and warm (the same store again, as an agent does each
+turn). tools/bench_compaction.py measures the compactor itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -26,7 +30,7 @@ import xxhash
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from journal import Journal
+from journal import DefaultSessionStore, Journal
 
 MESSAGE = {
     "role": "assistant",
@@ -102,6 +106,48 @@ def latency_growth(base: str, records: int) -> tuple[float, float]:
     return first, last
 
 
+def history_read(base: str, messages: int, reps: int) -> tuple[float, float, float]:
+    """Median ms of get_chat_history cold, warm, and of json.load of an equivalent file."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_compaction import corpus
+
+    root = _fresh(base)
+    stream = corpus(seed=11)
+    batch = [next(stream) for _ in range(messages)]
+    with DefaultSessionStore(root, durability="none") as store:
+        store.set_chat_history("s", batch)  # close() compacts: messages.json is current
+    single = os.path.join(base, "single.json")
+    with open(single, "w") as handle:
+        json.dump({"messages": batch, "total_messages": len(batch)}, handle, indent=2)
+
+    def cold() -> float:
+        with DefaultSessionStore(root) as fresh:
+            started = time.perf_counter()
+            assert len(fresh.get_chat_history("s")) == messages
+            return time.perf_counter() - started
+
+    warm_store = DefaultSessionStore(root)
+    warm_store.get_chat_history("s")
+
+    def warm() -> float:
+        started = time.perf_counter()
+        assert len(warm_store.get_chat_history("s")) == messages
+        return time.perf_counter() - started
+
+    def load() -> float:
+        started = time.perf_counter()
+        with open(single) as handle:
+            assert len(json.load(handle)["messages"]) == messages
+        return time.perf_counter() - started
+
+    times: tuple[list[float], list[float], list[float]] = ([], [], [])
+    for _ in range(reps):
+        for sink, run in zip(times, (cold, warm, load), strict=True):
+            sink.append(run())
+    warm_store.journal.close()
+    return tuple(statistics.median(t) * 1000 for t in times)  # type: ignore[return-value]
+
+
 def side_by_side(reps: int, ours: Callable[[], float], base: Callable[[], float]) -> tuple[float, float]:
     mine, theirs = [], []
     for _ in range(reps):
@@ -135,6 +181,11 @@ def main() -> None:
             lambda: journal_rate(base, "always", n_sync),
         )
         show("batch, 8 threads", ours, "always, 1 thread", one, "target >= 4x")
+        cold, warm, load = history_read(base, 10_000, reps)
+        print(f"get_chat_history, 10,000 compacted messages: cold {cold:.1f} ms ({cold / load:.2f}x),")
+        print(
+            f"  warm {warm:.1f} ms ({warm / load:.2f}x) vs json.load of one file {load:.1f} ms (target <= 1x)"
+        )
         first, last = latency_growth(base, records)
         print(f"latency of one append ('none'): first 100 median {first:.1f} us,")
         print(f"  last 100 of {records:,} median {last:.1f} us: ratio {last / first:.2f}x (target <= 1.3x)")
