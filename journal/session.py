@@ -38,7 +38,10 @@ from .state import SessionState
 DURABILITY_MODES = ("always", "batch", "none")
 DELETED_MARK = b"X"  # the last byte of a deleted session's lock file
 _OPEN_ATTEMPTS = 100  # each failed attempt means another process deleted the session meanwhile
-_GATHER_ROUNDS = 16  # at most this many yields while writers keep joining a group commit
+# os.sched_yield releases the GIL for a bare yield; time.sleep(0) costs ~70 us of timer slack.
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
+_GATHER_ROUNDS = 64  # at most this many yields while queued writers join a group commit
+_LEAD_ROUNDS = 4  # fsyncs one group-commit leader does back to back before handing over
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class SessionLog:
         self.written = self.synced = 0
         self.syncing = False
         self.awaiting_sync = 0  # batch appenders that wrote and wait for a group commit
+        self.arrived = self.departed = 0  # appends begun / done writing (or failed)
         self.state = SessionState()
         self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
         self.manifest = manifest_mod.Manifest()  # the last compaction: where the live log starts
@@ -284,30 +288,38 @@ class SessionLog:
 
     def append(self, items: list[tuple[str, bytes]], durability: str) -> int:
         """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq."""
+        self.arrived += 1  # unlocked, so a group-commit leader sees writers still queued
         with self.cond:
-            if self.poisoned is not None:
-                raise self.poisoned
-            self.lock()
             try:
-                if self.seg_size >= self.options.segment_bytes:
-                    self._roll()
-                first = self.next_seq
-                ts = time.time()
-                if len(items) == 1:
-                    lines = encode(first, ts, items[0][0], items[0][1])
-                else:
-                    last = len(items) - 1
-                    lines = b"".join(
-                        encode(first + i, ts, kind, payload, more=last - i)
-                        for i, (kind, payload) in enumerate(items)
-                    )
-                self._write(lines)
-                self.next_seq += len(items)
-                self.written += 1
+                first = self._write_batch(items)
                 ticket = self.written
             finally:
-                self.unlock()
+                self.departed += 1
             self._make_durable(ticket, durability)
+        return first
+
+    def _write_batch(self, items: list[tuple[str, bytes]]) -> int:
+        if self.poisoned is not None:
+            raise self.poisoned
+        self.lock()
+        try:
+            if self.seg_size >= self.options.segment_bytes:
+                self._roll()
+            first = self.next_seq
+            ts = time.time()
+            if len(items) == 1:
+                lines = encode(first, ts, items[0][0], items[0][1])
+            else:
+                last = len(items) - 1
+                lines = b"".join(
+                    encode(first + i, ts, kind, payload, more=last - i)
+                    for i, (kind, payload) in enumerate(items)
+                )
+            self._write(lines)
+            self.next_seq += len(items)
+            self.written += 1
+        finally:
+            self.unlock()
         return first
 
     def _write(self, lines: bytes) -> None:
@@ -364,17 +376,34 @@ class SessionLog:
                 self.cond.notify_all()
 
     def _lead_group_commit(self) -> None:
+        """Sync for every waiting batch appender (called with `cond` held).
+
+        The leader keeps syncing while records written during its last fsync wait for one,
+        so each fsync starts as soon as the previous one ends instead of after a hand-off
+        to another thread; it stops after `_LEAD_ROUNDS` so its own caller is not held long.
+        """
         fd = self.seg_fd
         self.syncing = True  # also keeps `fd` open: closing it waits for `syncing` to clear
+        try:
+            for _ in range(_LEAD_ROUNDS):
+                self.synced = max(self.synced, self._sync_unlocked(fd))
+                self.cond.notify_all()
+                if self.written == self.synced or self.awaiting_sync < 2:
+                    break
+        finally:
+            self.syncing = False
+            self.cond.notify_all()
+
+    def _sync_unlocked(self, fd: int) -> int:
+        """One fsync with `cond` released; return the ticket it covers."""
         self.cond.release()
         try:
-            # Yield while threads already queued on the lock write, so they share this fsync;
-            # without it a new round's first writer syncs alone and groups halve.
+            # Yield while threads queued on the lock write, so they share this fsync. `arrived`
+            # is counted without a lock: a lost count only ends the wait early.
             for _ in range(_GATHER_ROUNDS):
-                before = self.written
-                time.sleep(0)
-                if self.written == before:
+                if self.arrived <= self.departed:
                     break
+                _yield()
             target = self.written  # every ticket up to here has finished its write()
             self.fs.sync(fd)
             error: OSError | None = None
@@ -382,11 +411,9 @@ class SessionLog:
             error = exc
         finally:
             self.cond.acquire()
-            self.syncing = False
-            self.cond.notify_all()
         if error is not None:
             self._poison(error)
-        self.synced = max(self.synced, target)
+        return target
 
     def _sync(self, fd: int) -> None:
         try:
