@@ -27,7 +27,7 @@ from .state import SessionState
 
 T = TypeVar("T")
 TRASH_PREFIX = ".trash-"
-_RETRIES = 8
+_RETRIES = 100  # an attempt fails only when another thread evicted or reopened the handle
 
 
 class Journal:
@@ -223,14 +223,17 @@ class Journal:
     def verify(self, session_id: str) -> Report:
         """Check every segment of the session; change nothing. `report.ok` is True if clean."""
         path = self.session_path(session_id)
-        lock_fd = self._lock_existing(path)
-        if lock_fd is None:
+        if self.fs.stat(path) is None:
             return Report(ok=True)
+        # No lock file means no journal ever wrote here (a copied or hand-made session): there
+        # is no writer to exclude, and verify must not create one.
+        lock_fd = self._lock_session(path, create=False)
         try:
             problems = find_problems(self.fs, path) + verify_session_archives(self.fs, path)
         finally:
-            self.fs.unlock(lock_fd)
-            self.fs.close(lock_fd)
+            if lock_fd is not None:
+                self.fs.unlock(lock_fd)
+                self.fs.close(lock_fd)
         return Report(ok=not problems, problems=problems)
 
     def repair(self, session_id: str) -> Report:
@@ -238,9 +241,10 @@ class Journal:
         every valid record is kept, unsaved sequence numbers become "lost" records."""
         path = self.session_path(session_id)
         self._drop(session_id)
-        lock_fd = self._lock_existing(path)
-        if lock_fd is None:
+        if self.fs.stat(path) is None:
             return Report(ok=True)
+        lock_fd = self._lock_session(path, create=True)
+        assert lock_fd is not None
         try:
             report = repair_segments(self.fs, path, self.options)
             if report.problems:
@@ -252,10 +256,12 @@ class Journal:
             self._poisoned.pop(session_id, None)
         return report
 
-    def _lock_existing(self, path: str) -> int | None:
-        if self.fs.stat(os.path.join(path, naming.LOCK_FILE)) is None:
+    def _lock_session(self, path: str, create: bool) -> int | None:
+        """Hold the session lock of `path`; None if it has no lock file and `create` is False."""
+        lock_path = os.path.join(path, naming.LOCK_FILE)
+        if not create and self.fs.stat(lock_path) is None:
             return None
-        fd = self.fs.open(os.path.join(path, naming.LOCK_FILE), create=False, mode=0)
+        fd = self.fs.open(lock_path, create=create, mode=self.options.file_mode)
         try:
             self.fs.lock(fd, self.options.lock_timeout)
         except BaseException:

@@ -38,9 +38,6 @@ from .state import SessionState
 DURABILITY_MODES = ("always", "batch", "none")
 DELETED_MARK = b"X"  # the last byte of a deleted session's lock file
 _OPEN_ATTEMPTS = 100  # each failed attempt means another process deleted the session meanwhile
-# os.sched_yield releases the GIL for a bare yield; time.sleep(0) costs ~70 us of timer slack.
-_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
-_GATHER_ROUNDS = 64  # at most this many yields while queued writers join a group commit
 _LEAD_ROUNDS = 4  # fsyncs one group-commit leader does back to back before handing over
 
 
@@ -62,6 +59,25 @@ def quarantine(fs: FileSystem, session_path: str, name: str, data: bytes, option
     path = os.path.join(directory, f"{time.time_ns()}.{name}")
     write_atomic(fs, path, data, options.file_mode)
     return path
+
+
+class _Round:
+    """Batch appenders waiting for one fsync, behind one gate its leader opens when done.
+    Waiters pass the gate on one by one; waking them all at once (one lock each) measured
+    three times slower: they fight over the GIL."""
+
+    __slots__ = ("gate",)
+
+    def __init__(self) -> None:
+        self.gate = threading.Lock()
+        self.gate.acquire()
+
+    def wait(self) -> None:
+        self.gate.acquire()
+        self.gate.release()  # let the next waiter through
+
+    def open(self) -> None:
+        self.gate.release()
 
 
 class Stale(Exception):
@@ -87,10 +103,15 @@ class SessionLog:
         self.poisoned: DurabilityError | None = None
         self.written = self.synced = 0
         self.syncing = False
-        self.awaiting_sync = 0  # batch appenders that wrote and wait for a group commit
-        self.arrived = self.departed = 0  # appends begun / done writing (or failed)
+        self.next_round: _Round | None = None  # batch appenders waiting for the next fsync
+        self.owed = 0  # batch appenders that wrote and still wait for their fsync
+        self.owed_lock = threading.Lock()
+        self.broken = False  # a catch-up failed half way: reopen before using this handle
+        self.in_lock = False  # a thread of this process holds the file lock
+        self.lock_waiters = 0
         self.state = SessionState()
         self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
+        self.read_hint: tuple[int, int, int] = (0, 0, 0)  # next seq, segment, offset of the last read
         self.manifest = manifest_mod.Manifest()  # the last compaction: where the live log starts
 
     # -- paths -------------------------------------------------------------------------------
@@ -204,23 +225,40 @@ class SessionLog:
     # -- the lock and catching up ------------------------------------------------------------
 
     def lock(self) -> None:
-        """Take the file lock and bring the handle up to date with the disk."""
+        """Take the file lock and bring the handle up to date with the disk (`cond` held).
+
+        The threads of a process share one lock file descriptor, and flock does not exclude
+        holders of the same descriptor, so `in_lock` does it: a thread that waits on `cond`
+        while it holds the lock (a roll waiting for an fsync to end) keeps others out.
+        """
+        while self.in_lock:
+            self.lock_waiters += 1
+            self.cond.wait()
+            self.lock_waiters -= 1
         if self.closed:
             raise Closed()
+        if self.broken:
+            raise Stale()
         self.fs.lock(self.lock_fd, self.options.lock_timeout)
+        self.in_lock = True
         try:
             if self.fs.size(self.lock_fd) != self.generation:
                 raise Stale()
             self._catch_up()
-        except OSError as exc:  # e.g. EIO or ENOSPC while cutting another writer's torn tail
-            self.fs.unlock(self.lock_fd)
-            raise DurabilityError(f"{self.path}: could not bring the log up to date: {exc}") from exc
-        except BaseException:
-            self.fs.unlock(self.lock_fd)
+        except BaseException as exc:
+            # A catch-up cut short may have moved the cursor past a seal without opening the
+            # next segment: this handle must not write again; the next use reopens the session.
+            self.broken = True
+            self.unlock()
+            if isinstance(exc, OSError):  # e.g. EIO or ENOSPC while cutting a torn tail
+                raise DurabilityError(f"{self.path}: could not bring the log up to date: {exc}") from exc
             raise
 
     def unlock(self) -> None:
+        self.in_lock = False
         self.fs.unlock(self.lock_fd)
+        if self.lock_waiters:
+            self.cond.notify_all()
 
     def _catch_up(self) -> None:
         while True:
@@ -287,22 +325,26 @@ class SessionLog:
     # -- writing -----------------------------------------------------------------------------
 
     def append(self, items: list[tuple[str, bytes]], durability: str) -> int:
-        """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq."""
-        self.arrived += 1  # unlocked, so a group-commit leader sees writers still queued
+        """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq
+        once it is durable per `durability`."""
         with self.cond:
-            try:
-                first = self._write_batch(items)
-                ticket = self.written
-            finally:
-                self.departed += 1
-            self._make_durable(ticket, durability)
+            first = self._write_batch(items)
+            ticket = self.written
+            if durability != "batch":
+                self._make_durable(ticket, durability)
+                return first
+            round_ = self._commit_or_join(ticket, owed=False)
+        if round_ is not None:
+            self._await_round(round_, ticket)
         return first
 
     def _write_batch(self, items: list[tuple[str, bytes]]) -> int:
-        if self.poisoned is not None:
-            raise self.poisoned
         self.lock()
         try:
+            # Checked under the lock: a thread that failed while this one waited for it may
+            # have left the handle unfit to write (a seal written, the next segment not open).
+            if self.poisoned is not None:
+                raise self.poisoned
             if self.seg_size >= self.options.segment_bytes:
                 self._roll()
             first = self.next_seq
@@ -348,72 +390,91 @@ class SessionLog:
         """Seal the active segment durably, then start the next one."""
         self._write(encode(self.next_seq, time.time(), SEAL, b"{}"))
         self.next_seq += 1
-        self._sync(self.seg_fd)
-        self.synced = self.written
-        self._enter_segment(self.next_seq)
+        try:
+            self._sync(self.seg_fd)
+            self.synced = self.written
+            self._enter_segment(self.next_seq)
+        except BaseException as exc:
+            # The seal is written but the handle still points at the sealed segment: writing
+            # on would put records after the seal. Refuse until the session is reopened.
+            if self.poisoned is None:
+                self.poisoned = DurabilityError(f"{self.path}: could not start a new segment: {exc}")
+            raise
 
     def _make_durable(self, ticket: int, durability: str) -> None:
-        if durability == "none":
-            return
-        if durability == "always":
+        """`always`: fsync now (called with `cond` held); `none`: nothing to do."""
+        if durability == "always" and self.synced < ticket:
             target = self.written
-            if self.synced < ticket:
-                self._sync(self.seg_fd)
-                self.synced = max(self.synced, target)
-            return
-        self.awaiting_sync += 1
+            self._sync(self.seg_fd)
+            self.synced = max(self.synced, target)
+
+    # Group commit (batch mode). The first appender to find no fsync running leads: it syncs,
+    # and keeps syncing while appenders that wrote during its last fsync wait, so each fsync
+    # starts as soon as the one before ends. Those appenders wait outside `cond` on the gate
+    # of the round that will cover them; a woken follower only reads `synced` and returns,
+    # instead of queueing for `cond` again as a Condition makes every follower do.
+
+    def _commit_or_join(self, ticket: int, owed: bool) -> _Round | None:
+        """With `cond` held: lead a group commit, or join the next round; None when `ticket`
+        is durable. `owed` says the caller is already counted in `self.owed`."""
+        if self.synced >= ticket:
+            return None
+        if self.poisoned is not None:
+            raise self.poisoned
+        if not self.syncing:
+            self._lead_group_commit()
+            return None
+        if self.next_round is None:
+            self.next_round = _Round()
+        if not owed:
+            with self.owed_lock:
+                self.owed += 1
+        return self.next_round
+
+    def _await_round(self, round_: _Round, ticket: int) -> None:
         try:
-            while self.synced < ticket:  # batch: group commit
-                if self.poisoned is not None:
-                    raise self.poisoned
-                if self.syncing:
-                    self.cond.wait()
-                    continue
-                self._lead_group_commit()
+            while True:
+                round_.wait()
+                if self.synced >= ticket:
+                    return
+                with self.cond:  # the leader handed over or failed: lead or wait again
+                    found = self._commit_or_join(ticket, owed=True)
+                if found is None:
+                    return
+                round_ = found
         finally:
-            self.awaiting_sync -= 1
-            if not self.awaiting_sync:
-                self.cond.notify_all()
+            with self.owed_lock:
+                self.owed -= 1
 
     def _lead_group_commit(self) -> None:
-        """Sync for every waiting batch appender (called with `cond` held).
-
-        The leader keeps syncing while records written during its last fsync wait for one,
-        so each fsync starts as soon as the previous one ends instead of after a hand-off
-        to another thread; it stops after `_LEAD_ROUNDS` so its own caller is not held long.
-        """
+        """Sync rounds while followers wait (called with `cond` held), then hand over."""
         fd = self.seg_fd
         self.syncing = True  # also keeps `fd` open: closing it waits for `syncing` to clear
         try:
             for _ in range(_LEAD_ROUNDS):
-                self.synced = max(self.synced, self._sync_unlocked(fd))
-                self.cond.notify_all()
-                if self.written == self.synced or self.awaiting_sync < 2:
+                serving, self.next_round = self.next_round, None
+                target = self.written  # writers need `cond`: nothing is written until release
+                self.cond.release()
+                try:
+                    self.fs.sync(fd)
+                    error: OSError | None = None
+                except OSError as exc:
+                    error = exc
+                finally:
+                    self.cond.acquire()
+                if error is not None:
+                    self._poison(error, serving)
+                self.synced = max(self.synced, target)
+                if serving is not None:
+                    serving.open()
+                if self.next_round is None:
                     break
         finally:
             self.syncing = False
+            if self.next_round is not None:  # hand over: one of them leads the next round
+                self.next_round.open()
+                self.next_round = None
             self.cond.notify_all()
-
-    def _sync_unlocked(self, fd: int) -> int:
-        """One fsync with `cond` released; return the ticket it covers."""
-        self.cond.release()
-        try:
-            # Yield while threads queued on the lock write, so they share this fsync. `arrived`
-            # is counted without a lock: a lost count only ends the wait early.
-            for _ in range(_GATHER_ROUNDS):
-                if self.arrived <= self.departed:
-                    break
-                _yield()
-            target = self.written  # every ticket up to here has finished its write()
-            self.fs.sync(fd)
-            error: OSError | None = None
-        except OSError as exc:
-            error = exc
-        finally:
-            self.cond.acquire()
-        if error is not None:
-            self._poison(error)
-        return target
 
     def _sync(self, fd: int) -> None:
         try:
@@ -421,21 +482,28 @@ class SessionLog:
         except OSError as exc:
             self._poison(exc)
 
-    def _poison(self, exc: OSError) -> None:
+    def _poison(self, exc: OSError, waiting: _Round | None = None) -> None:
         path = self.segment_path(self.seg_first)
         self.poisoned = DurabilityError(
             f"fsync of {path} failed ({exc}); nothing more is acknowledged on this session"
             " until it is reopened"
         )
+        if waiting is not None:
+            waiting.open()  # they find `poisoned` set and raise it
         self.cond.notify_all()
         raise self.poisoned from exc
 
     def _wait_for_sync(self) -> None:
         # Also wait for batch appenders still owed an fsync: closing the segment under them
         # (an LRU eviction) left one to lead a group commit on fd -1, failing an append that
-        # had been written.
-        while self.syncing or self.awaiting_sync:
-            self.cond.wait()
+        # had been written. They do not notify `cond` when done, hence the short timeout.
+        while self.syncing or self.owed:
+            self.cond.wait(0.001)
+
+    def _wait_for_holders(self) -> None:
+        """Before closing: let a thread that waits inside the lock (a roll) finish first."""
+        while self.in_lock or self.syncing or self.owed:
+            self.cond.wait(0.001)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -509,21 +577,34 @@ class SessionLog:
 
     def _read_from(self, start: int) -> list[Record]:
         segments = [s for s in self.segments() if s <= self.seg_first]
-        first = max([s for s in segments if s <= start] or segments[:1] or [self.seg_first])
         out: list[Record] = []
         if start <= self.manifest.snapshot_seq:  # records folded by compaction live in archives
             out = archive.read_archived(self.fs, self.path, self.manifest, start)
-        for seg in (s for s in segments if s >= first):
+        origin, offset, seq = self._read_origin(start, segments)
+        for index, seg in enumerate(segments):
+            if seg < origin:
+                continue
             end = self.seg_size if seg == self.seg_first else -1
-            records, offset = self._records_in(seg, 0, end, seg)
+            records, reached = self._records_in(seg, offset, end, seq)
             # A closed segment must end in its seal, numbered just before the next segment:
             # otherwise records cut from its end would be skipped without a word.
-            following = [s for s in segments if s > seg]
+            following = segments[index + 1 :]
             if following and (not records or records[-1].kind != SEAL or records[-1].seq != following[0] - 1):
                 path = self.segment_path(seg)
-                raise CorruptionError(path, offset, "a closed segment does not end in a seal record")
+                raise CorruptionError(path, reached, "a closed segment does not end in a seal record")
             out.extend(r for r in records if r.seq >= start)
+            offset, seq = 0, (records[-1].seq + 1 if records else seq)
+        self.read_hint = (self.next_seq, self.seg_first, self.seg_size)
         return out
+
+    def _read_origin(self, start: int, segments: list[int]) -> tuple[int, int, int]:
+        """Where to start parsing for `start`: where the last read ended when that is not
+        past `start` (a reader tailing the log parses only new bytes), else a segment's start."""
+        hint_seq, hint_seg, hint_offset = self.read_hint
+        if hint_seq <= start and hint_seg in segments:
+            return hint_seg, hint_offset, hint_seq
+        first = max([s for s in segments if s <= start] or segments[:1] or [self.seg_first])
+        return first, 0, first
 
     # -- closing -----------------------------------------------------------------------------
 
@@ -535,9 +616,10 @@ class SessionLog:
         """Close with `cond` already held."""
         if self.closed:
             return
-        self._wait_for_sync()
+        self._wait_for_holders()
         self.closed = True
         self._close_fds()
+        self.cond.notify_all()  # threads waiting to lock find it closed
 
     def _close_fds(self) -> None:
         for fd in (self.seg_fd, self.lock_fd):

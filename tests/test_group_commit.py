@@ -1,0 +1,99 @@
+"""Group commit under stress: threads in `batch` mode, segment rolls, evictions, failed fsyncs.
+
+Each rule here was broken once: a thread rolling the segment waited for an fsync with the
+session's file lock held, and another thread of the process (same lock descriptor, so flock
+let it in) wrote after the seal; an evicted handle was closed under a roll.
+"""
+
+from __future__ import annotations
+
+import errno
+import threading
+from pathlib import Path
+
+from journal import DurabilityError, Journal
+from journal.fs import OsFileSystem
+
+THREADS = 8
+PER_THREAD = 150
+
+
+class EveryNthSyncFails(OsFileSystem):
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+        self.calls = 0
+        self._count = threading.Lock()
+
+    def sync(self, fd: int) -> None:
+        with self._count:
+            self.calls += 1
+            fail = self.every and self.calls % self.every == 0
+        if fail:
+            raise OSError(errno.EIO, "injected fsync failure")
+        super().sync(fd)
+
+
+def hammer(journal: Journal, sessions: list[str]) -> tuple[list[tuple[str, str]], list[BaseException]]:
+    """THREADS threads append PER_THREAD messages each; return what was acknowledged and
+    every exception that was not a DurabilityError."""
+    acked: list[tuple[str, str]] = []
+    unexpected: list[BaseException] = []
+    guard = threading.Lock()
+
+    def work(thread: int) -> None:
+        for n in range(PER_THREAD):
+            session = sessions[(thread + n) % len(sessions)]
+            text = f"{thread}-{n}"
+            try:
+                journal.append(session, {"role": "user", "content": text})
+            except DurabilityError:
+                journal.reopen(session)
+                continue
+            except BaseException as exc:  # the test reports these
+                with guard:
+                    unexpected.append(exc)
+                return
+            with guard:
+                acked.append((session, text))
+
+    workers = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not any(worker.is_alive() for worker in workers), "a thread hung"
+    return acked, unexpected
+
+
+def on_disk(root: Path, sessions: list[str]) -> dict[tuple[str, str], int]:
+    seen: dict[tuple[str, str], int] = {}
+    with Journal(root) as journal:
+        for session in sessions:
+            assert journal.verify(session).ok
+            for record in journal.read(session):
+                if record.kind == "message":
+                    key = (session, record.data["content"])
+                    seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def test_threads_rolling_segments_in_batch_mode_never_write_after_a_seal(ram_path: Path) -> None:
+    with Journal(ram_path, durability="batch", segment_bytes=2048) as journal:
+        acked, unexpected = hammer(journal, ["s"])
+    assert unexpected == []
+    seen = on_disk(ram_path, ["s"])
+    assert sorted(seen) == sorted(acked)
+    assert set(seen.values()) == {1}
+
+
+def test_evictions_and_failed_fsyncs_lose_no_acknowledged_append(ram_path: Path) -> None:
+    sessions = ["a", "b", "c"]
+    fs = EveryNthSyncFails(every=53)
+    journal = Journal(ram_path, durability="batch", segment_bytes=4096, max_open_sessions=1, fs=fs)
+    acked, unexpected = hammer(journal, sessions)
+    journal.close()
+    assert unexpected == []
+    seen = on_disk(ram_path, sessions)
+    assert set(acked) <= set(seen)  # an append that raised may or may not be there
+    assert set(seen.values()) == {1}  # but nothing is there twice
