@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .record import SEAL, BadLine, decode_header, find_embedded_record
+from .errors import CorruptionError
+from .record import SEAL, BadLine, Record, decode, decode_header, find_embedded_record
 
 
 @dataclass(frozen=True)
@@ -117,3 +118,25 @@ def _holds_valid(line: bytes, min_seq: int) -> bool:
         nxt = find_embedded_record(line[at:])
         at = at + nxt if nxt != -1 else -1
     return False
+
+
+def decode_run(data: bytes, base: int, seq: int, path: str) -> tuple[list[Record], int]:
+    """Decode a run of records already known to be committed (`data` starts at file offset
+    `base`), numbering on from `seq`; return them and the offset reached. Any damage here is
+    `CorruptionError`: the run lies before a valid end or inside a closed segment."""
+    records: list[Record] = []
+    pos = 0
+    while pos < len(data):
+        newline = data.find(b"\n", pos)
+        if newline == -1:
+            raise CorruptionError(path, base + pos, "incomplete record inside a closed segment")
+        try:
+            record = decode(data[pos:newline])
+        except BadLine as exc:
+            raise CorruptionError(path, base + pos, exc.reason) from None
+        if record.seq != seq + len(records):
+            reason = f"sequence number {record.seq}, expected {seq + len(records)}"
+            raise CorruptionError(path, base + pos, reason)
+        records.append(record)
+        pos = newline + 1
+    return records, base + pos

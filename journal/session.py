@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import orjson
 
-from . import archive, naming
 from . import manifest as manifest_mod
+from . import naming, reader
+from .durability import Durability, Round
 from .errors import (
     CorruptionError,
     DurabilityError,
@@ -31,14 +32,13 @@ from .errors import (
     UnsupportedFormatError,
 )
 from .fs import FileSystem, read_file, write_atomic
-from .record import FORMAT_VERSION, SEAL, SUPPORTED_VERSIONS, BadLine, Record, decode, encode
+from .record import FORMAT_VERSION, SEAL, SUPPORTED_VERSIONS, Record, encode
 from .scan import Problem, scan
 from .state import SessionState
 
 DURABILITY_MODES = ("always", "batch", "none")
 DELETED_MARK = b"X"  # the last byte of a deleted session's lock file
 _OPEN_ATTEMPTS = 100  # each failed attempt means another process deleted the session meanwhile
-_LEAD_ROUNDS = 4  # fsyncs one group-commit leader does back to back before handing over
 
 
 @dataclass(frozen=True)
@@ -61,25 +61,6 @@ def quarantine(fs: FileSystem, session_path: str, name: str, data: bytes, option
     return path
 
 
-class _Round:
-    """Batch appenders waiting for one fsync, behind one gate its leader opens when done.
-    Waiters pass the gate on one by one; waking them all at once (one lock each) measured
-    three times slower: they fight over the GIL."""
-
-    __slots__ = ("gate",)
-
-    def __init__(self) -> None:
-        self.gate = threading.Lock()
-        self.gate.acquire()
-
-    def wait(self) -> None:
-        self.gate.acquire()
-        self.gate.release()  # let the next waiter through
-
-    def open(self) -> None:
-        self.gate.release()
-
-
 class Stale(Exception):
     """Internal: the session was deleted or rewritten by someone else; reopen the handle."""
 
@@ -88,7 +69,7 @@ class Closed(Exception):
     """Internal: the handle was closed (evicted) while a caller waited for it; reopen."""
 
 
-class SessionLog:
+class SessionLog(Durability):
     """The files of one session directory, opened once and cached by `Journal`."""
 
     def __init__(self, fs: FileSystem, path: str, session_id: str, options: Options) -> None:
@@ -103,7 +84,7 @@ class SessionLog:
         self.poisoned: DurabilityError | None = None
         self.written = self.synced = 0
         self.syncing = False
-        self.next_round: _Round | None = None  # batch appenders waiting for the next fsync
+        self.next_round: Round | None = None  # batch appenders waiting for the next fsync
         self.owed = 0  # batch appenders that wrote and still wait for their fsync
         self.owed_lock = threading.Lock()
         self.broken = False  # a catch-up failed half way: reopen before using this handle
@@ -118,6 +99,9 @@ class SessionLog:
 
     def file(self, *parts: str) -> str:
         return os.path.join(self.path, *parts)
+
+    def sync_file(self, fd: int) -> None:
+        self.fs.sync(fd)
 
     def segment_path(self, first_seq: int) -> str:
         return self.file(naming.LOG_DIR, naming.segment_name(first_seq))
@@ -401,110 +385,6 @@ class SessionLog:
                 self.poisoned = DurabilityError(f"{self.path}: could not start a new segment: {exc}")
             raise
 
-    def _make_durable(self, ticket: int, durability: str) -> None:
-        """`always`: fsync now (called with `cond` held); `none`: nothing to do."""
-        if durability == "always" and self.synced < ticket:
-            target = self.written
-            self._sync(self.seg_fd)
-            self.synced = max(self.synced, target)
-
-    # Group commit (batch mode). The first appender to find no fsync running leads: it syncs,
-    # and keeps syncing while appenders that wrote during its last fsync wait, so each fsync
-    # starts as soon as the one before ends. Those appenders wait outside `cond` on the gate
-    # of the round that will cover them; a woken follower only reads `synced` and returns,
-    # instead of queueing for `cond` again as a Condition makes every follower do.
-
-    def _commit_or_join(self, ticket: int, owed: bool) -> _Round | None:
-        """With `cond` held: lead a group commit, or join the next round; None when `ticket`
-        is durable. `owed` says the caller is already counted in `self.owed`."""
-        if self.synced >= ticket:
-            return None
-        if self.poisoned is not None:
-            raise self.poisoned
-        if not self.syncing:
-            self._lead_group_commit()
-            return None
-        if self.next_round is None:
-            self.next_round = _Round()
-        if not owed:
-            with self.owed_lock:
-                self.owed += 1
-        return self.next_round
-
-    def _await_round(self, round_: _Round, ticket: int) -> None:
-        try:
-            while True:
-                round_.wait()
-                if self.synced >= ticket:
-                    return
-                with self.cond:  # the leader handed over or failed: lead or wait again
-                    found = self._commit_or_join(ticket, owed=True)
-                if found is None:
-                    return
-                round_ = found
-        finally:
-            with self.owed_lock:
-                self.owed -= 1
-
-    def _lead_group_commit(self) -> None:
-        """Sync rounds while followers wait (called with `cond` held), then hand over."""
-        fd = self.seg_fd
-        self.syncing = True  # also keeps `fd` open: closing it waits for `syncing` to clear
-        try:
-            for _ in range(_LEAD_ROUNDS):
-                serving, self.next_round = self.next_round, None
-                target = self.written  # writers need `cond`: nothing is written until release
-                self.cond.release()
-                try:
-                    self.fs.sync(fd)
-                    error: OSError | None = None
-                except OSError as exc:
-                    error = exc
-                finally:
-                    self.cond.acquire()
-                if error is not None:
-                    self._poison(error, serving)
-                self.synced = max(self.synced, target)
-                if serving is not None:
-                    serving.open()
-                if self.next_round is None:
-                    break
-        finally:
-            self.syncing = False
-            if self.next_round is not None:  # hand over: one of them leads the next round
-                self.next_round.open()
-                self.next_round = None
-            self.cond.notify_all()
-
-    def _sync(self, fd: int) -> None:
-        try:
-            self.fs.sync(fd)
-        except OSError as exc:
-            self._poison(exc)
-
-    def _poison(self, exc: OSError, waiting: _Round | None = None) -> None:
-        path = self.segment_path(self.seg_first)
-        self.poisoned = DurabilityError(
-            f"fsync of {path} failed ({exc}); nothing more is acknowledged on this session"
-            " until it is reopened"
-        )
-        if waiting is not None:
-            waiting.open()  # they find `poisoned` set and raise it
-        self.cond.notify_all()
-        raise self.poisoned from exc
-
-    def _wait_for_sync(self) -> None:
-        # Also wait for batch appenders still owed an fsync: closing the segment under them
-        # (an LRU eviction) left one to lead a group commit on fd -1, failing an append that
-        # had been written. They do not notify `cond` when done, hence the short timeout.
-        while self.syncing or self.owed:
-            self.cond.wait(0.001)
-
-    def _wait_for_holders(self) -> None:
-        """Before closing: let a thread that waits inside the lock (a roll) finish first."""
-        while self.in_lock or self.syncing or self.owed:
-            self.cond.wait(0.001)
-
     # -- reading -----------------------------------------------------------------------------
 
     def current_state(self) -> SessionState:
@@ -512,99 +392,21 @@ class SessionLog:
         with self.cond:
             self.lock()
             try:
-                self._advance_reader()
+                reader.advance_state(self)
             finally:
                 self.unlock()
             # Copied under `cond`: a copy taken after it is released could catch another
             # thread's catch-up half way, e.g. a replace batch's "clear" without its messages.
             return self.state.copy()
 
-    def _advance_reader(self) -> None:
-        if self.state.last_seq < self.manifest.snapshot_seq:  # compacted: start from the snapshot
-            self.state = archive.load_snapshot(self.fs, self.path, self.manifest)
-        seg, offset, seq = self.reader
-        while True:
-            active = seg == self.seg_first
-            records, offset = self._records_in(seg, offset, self.seg_size if active else -1, seq)
-            for record in records:
-                self.state.apply(record)
-            seq += len(records)
-            if active:
-                break
-            if self.state.last_seq != seq - 1 or not records or records[-1].kind != SEAL:
-                path = self.segment_path(seg)
-                raise CorruptionError(path, offset, "a closed segment does not end in a seal record")
-            seg, offset = seq, 0
-        self.reader = (seg, offset, seq)
-
-    def _records_in(self, seg: int, offset: int, end: int, seq: int) -> tuple[list[Record], int]:
-        """Decode the records of segment `seg` from `offset` to `end` (-1: the file's end),
-        checking that they number on from `seq`; return them and the offset reached."""
-        path = self.segment_path(seg)
-        fd = self.seg_fd if seg == self.seg_first else self.fs.open(path, create=False, mode=0)
-        try:
-            if end < 0:
-                end = self.fs.size(fd)
-            data = self.fs.pread(fd, end - offset, offset)
-        finally:
-            if fd != self.seg_fd:
-                self.fs.close(fd)
-        records: list[Record] = []
-        pos = 0
-        while pos < len(data):
-            newline = data.find(b"\n", pos)
-            if newline == -1:
-                raise CorruptionError(path, offset + pos, "incomplete record inside a closed segment")
-            try:
-                record = decode(data[pos:newline])
-            except BadLine as exc:
-                raise CorruptionError(path, offset + pos, exc.reason) from None
-            if record.seq != seq + len(records):
-                reason = f"sequence number {record.seq}, expected {seq + len(records)}"
-                raise CorruptionError(path, offset + pos, reason)
-            records.append(record)
-            pos = newline + 1
-        return records, offset + pos
-
     def read(self, start: int) -> list[Record]:
         """Every record with seq >= start, through the last one on disk."""
         with self.cond:
             self.lock()
             try:
-                return self._read_from(start)
+                return reader.read_from(self, start)
             finally:
                 self.unlock()
-
-    def _read_from(self, start: int) -> list[Record]:
-        segments = [s for s in self.segments() if s <= self.seg_first]
-        out: list[Record] = []
-        if start <= self.manifest.snapshot_seq:  # records folded by compaction live in archives
-            out = archive.read_archived(self.fs, self.path, self.manifest, start)
-        origin, offset, seq = self._read_origin(start, segments)
-        for index, seg in enumerate(segments):
-            if seg < origin:
-                continue
-            end = self.seg_size if seg == self.seg_first else -1
-            records, reached = self._records_in(seg, offset, end, seq)
-            # A closed segment must end in its seal, numbered just before the next segment:
-            # otherwise records cut from its end would be skipped without a word.
-            following = segments[index + 1 :]
-            if following and (not records or records[-1].kind != SEAL or records[-1].seq != following[0] - 1):
-                path = self.segment_path(seg)
-                raise CorruptionError(path, reached, "a closed segment does not end in a seal record")
-            out.extend(r for r in records if r.seq >= start)
-            offset, seq = 0, (records[-1].seq + 1 if records else seq)
-        self.read_hint = (self.next_seq, self.seg_first, self.seg_size)
-        return out
-
-    def _read_origin(self, start: int, segments: list[int]) -> tuple[int, int, int]:
-        """Where to start parsing for `start`: where the last read ended when that is not
-        past `start` (a reader tailing the log parses only new bytes), else a segment's start."""
-        hint_seq, hint_seg, hint_offset = self.read_hint
-        if hint_seq <= start and hint_seg in segments:
-            return hint_seg, hint_offset, hint_seq
-        first = max([s for s in segments if s <= start] or segments[:1] or [self.seg_first])
-        return first, 0, first
 
     # -- closing -----------------------------------------------------------------------------
 
