@@ -42,9 +42,11 @@ _HEADER = re.compile(
 _ORJSON_OPTS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Record:
-    """One decoded record: what `Journal.read` yields."""
+    """One decoded record: what `Journal.read` yields. Treat it as read-only. (Not a frozen
+    dataclass: building one costs 0.16 us instead of 0.62 us, and a cold read of a long
+    history builds one per message.)"""
 
     seq: int
     ts: float
