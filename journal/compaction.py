@@ -119,10 +119,15 @@ def compact(
     if fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is None:
         return CompactionResult(session_id, False, 0, reason="no such session")
     # The compaction lock first: then no other compactor can publish between open and seal.
-    with _compaction_lock(fs, path, options):
+    with _compaction_lock(fs, path, options) as lock_fd:
         handle = SessionLog(fs, path, session_id, options)
         if not handle.open(create=False):
             return CompactionResult(session_id, False, 0, reason="no such session")
+        if not fs.same_file(lock_fd, os.path.join(path, mf.COMPACTION_LOCK)):
+            # Deleted and created anew since we took the lock: our lock guards the old
+            # directory, and a compactor of the new one would remove our files as orphans.
+            handle.close()
+            raise JournalError(f"{path} was deleted while compacting")
         try:
             plan = _seal(handle)
             if plan.last_seq > plan.manifest.snapshot_seq:
@@ -152,12 +157,12 @@ def _locked(handle: SessionLog) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _compaction_lock(fs: FileSystem, path: str, options: Options) -> Iterator[None]:
+def _compaction_lock(fs: FileSystem, path: str, options: Options) -> Iterator[int]:
     fd = fs.open(os.path.join(path, mf.COMPACTION_LOCK), create=True, mode=options.file_mode)
     try:
         fs.lock(fd, options.lock_timeout)
         try:
-            yield
+            yield fd
         finally:
             fs.unlock(fd)
     finally:

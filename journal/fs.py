@@ -49,6 +49,7 @@ class FileSystem(Protocol):
     def lock(self, fd: int, timeout: float) -> None: ...
     def unlock(self, fd: int) -> None: ...
     def stat(self, path: str) -> FileStat | None: ...
+    def same_file(self, fd: int, path: str) -> bool: ...
     def listdir(self, path: str) -> list[str]: ...
     def mkdir(self, path: str, mode: int) -> bool: ...
     def rename(self, src: str, dst: str) -> None: ...
@@ -159,6 +160,15 @@ class OsFileSystem:
         except NotADirectoryError:
             return None
         return FileStat(is_dir=stat.S_ISDIR(st.st_mode), size=st.st_size, mtime=st.st_mtime)
+
+    def same_file(self, fd: int, path: str) -> bool:
+        """Is the open file `fd` the one `path` names now (not one renamed or deleted since)?"""
+        try:
+            at_path = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        held = os.fstat(fd)
+        return (held.st_dev, held.st_ino) == (at_path.st_dev, at_path.st_ino)
 
     def listdir(self, path: str) -> list[str]:
         try:

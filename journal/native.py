@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 from . import compaction, naming
 from .archive import verify_session_archives
 from .compaction import BackgroundCompactor, CompactionPolicy, CompactionReport, CompactionResult
-from .errors import DurabilityError, InvalidRecordError, JournalError, StoreRootError
+from .errors import CorruptionError, DurabilityError, InvalidRecordError, JournalError, StoreRootError
 from .fs import FileSystem, OsFileSystem, remove_tree
 from .record import CLEAR, MESSAGE, META, Record, encode_payload
 from .recovery import Report, find_problems, repair_segments
-from .session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
+from .session import DELETED_MARK, DURABILITY_MODES, Closed, Options, SessionLog, Stale
 from .state import SessionState
 
 T = TypeVar("T")
@@ -154,6 +154,8 @@ class Journal:
             naming.encode_id(session_id)
             return []
         with self._lock:  # the hot path: a cached, current handle
+            if self._poisoned and session_id in self._poisoned:
+                raise self._poisoned[session_id]
             log = self._open.get(session_id)
             if log is not None:
                 self._open.move_to_end(session_id)
@@ -208,6 +210,7 @@ class Journal:
                 log.lock()
                 try:
                     log.bump_generation(deleted=True)
+                    log.broken = True  # threads of this process waiting on the handle reopen
                     self.fs.rename(log.path, trash)
                     self.fs.sync_dir(self.root)
                 finally:
@@ -218,6 +221,8 @@ class Journal:
 
         found = self._with_log(session_id, False, delete)
         self._drop(session_id)
+        with self._lock:
+            self._poisoned.pop(session_id, None)  # a new session of that id starts clean
         return found
 
     def verify(self, session_id: str) -> Report:
@@ -227,7 +232,10 @@ class Journal:
             return Report(ok=True)
         # No lock file means no journal ever wrote here (a copied or hand-made session): there
         # is no writer to exclude, and verify must not create one.
-        lock_fd = self._lock_session(path, create=False)
+        try:
+            lock_fd = self._lock_session(path, create=False)
+        except _Gone:
+            return Report(ok=True)
         try:
             problems = find_problems(self.fs, path) + verify_session_archives(self.fs, path)
         finally:
@@ -243,8 +251,11 @@ class Journal:
         self._drop(session_id)
         if self.fs.stat(path) is None:
             return Report(ok=True)
-        lock_fd = self._lock_session(path, create=True)
-        assert lock_fd is not None
+        try:
+            lock_fd = self._lock_session(path, create=True)
+        except _Gone:
+            return Report(ok=True)
+        assert lock_fd is not None  # create=True always opens one
         try:
             report = repair_segments(self.fs, path, self.options)
             if report.problems:
@@ -257,13 +268,24 @@ class Journal:
         return report
 
     def _lock_session(self, path: str, create: bool) -> int | None:
-        """Hold the session lock of `path`; None if it has no lock file and `create` is False."""
+        """Hold the session lock of `path`; None if it has no lock file and `create` is False.
+
+        Raises:
+            _Gone: the session was deleted before the lock was ours.
+        """
         lock_path = os.path.join(path, naming.LOCK_FILE)
         if not create and self.fs.stat(lock_path) is None:
             return None
-        fd = self.fs.open(lock_path, create=create, mode=self.options.file_mode)
+        try:
+            fd = self.fs.open(lock_path, create=create, mode=self.options.file_mode)
+        except FileNotFoundError:  # renamed away by a delete
+            raise _Gone() from None
         try:
             self.fs.lock(fd, self.options.lock_timeout)
+            size = self.fs.size(fd)
+            if size and self.fs.pread(fd, 1, size - 1) == DELETED_MARK:
+                self.fs.unlock(fd)
+                raise _Gone()
         except BaseException:
             self.fs.close(fd)
             raise
@@ -287,7 +309,16 @@ class Journal:
             JournalError: the session was deleted or repaired meanwhile (nothing published).
         """
         path = self.session_path(session_id)
-        result = compaction.compact(self.fs, path, session_id, self.options, self.compaction)
+        try:
+            result = compaction.compact(self.fs, path, session_id, self.options, self.compaction)
+        except (CorruptionError, OSError) as exc:
+            # Files vanishing under the compactor's feet mean a delete, not damage.
+            gone = isinstance(exc, FileNotFoundError) or not self.exists(session_id)
+            if gone:
+                raise JournalError(f"session {session_id!r} was deleted while compacting") from exc
+            if isinstance(exc, OSError):
+                raise DurabilityError(f"compacting {session_id!r} failed: {exc}") from exc
+            raise
         if result.compacted or result.pruned_archives:
             self._drop(session_id)  # its segments and archives changed: reopen on next use
         return result
@@ -393,6 +424,10 @@ class Journal:
         if log.poisoned is not None:
             with self._lock:
                 self._poisoned[log.session_id] = log.poisoned
+
+
+class _Gone(Exception):
+    """Internal: the session was deleted while we waited for its lock."""
 
 
 def _require(log: SessionLog | None) -> SessionLog:

@@ -163,30 +163,39 @@ def find_embedded_record(line: bytes) -> int:
     return -1
 
 
-def _explain(value: object, path: str) -> InvalidRecordError:
+_MAX_DEPTH = 254  # orjson refuses deeper nesting (and so every circular reference)
+
+
+def _explain(value: object, path: str, depth: int = 0) -> InvalidRecordError:
     """Find the first value orjson refused, for an error that names its key."""
+    if depth > _MAX_DEPTH:
+        return InvalidRecordError(f"nested more than {_MAX_DEPTH} levels deep (or circular)", path)
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
                 return InvalidRecordError(f"key {key!r} is not a string", path)
             if _has_surrogate(key):
                 return InvalidRecordError("key is not valid UTF-8 (lone surrogate)", f"{path}[{key!r}]")
-            found = _explain_or_none(item, f"{path}[{key!r}]")
+            found = _explain_or_none(item, f"{path}[{key!r}]", depth + 1)
             if found is not None:
                 return found
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            found = _explain_or_none(item, f"{path}[{index}]")
+            found = _explain_or_none(item, f"{path}[{index}]", depth + 1)
             if found is not None:
                 return found
+    if isinstance(value, (dict, list, tuple)):  # every part alone is fine: the whole is too deep
+        return InvalidRecordError(f"nested more than {_MAX_DEPTH} levels deep (or circular)", path)
     return _leaf_error(value, path)
 
 
-def _explain_or_none(value: object, path: str) -> InvalidRecordError | None:
+def _explain_or_none(value: object, path: str, depth: int) -> InvalidRecordError | None:
+    if depth > _MAX_DEPTH:
+        return _explain(value, path, depth)
     try:
         orjson.dumps(value, option=_ORJSON_OPTS)
     except (TypeError, orjson.JSONEncodeError):
-        return _explain(value, path)
+        return _explain(value, path, depth)
     return None
 
 

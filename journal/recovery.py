@@ -112,7 +112,16 @@ def _repair_one(
     data = read_file(fs, seg_path) or b""
     saved = quarantine(fs, path, f"{os.path.basename(seg_path)}.damaged", data, options)
     report.quarantined.append(saved)
+    result = scan(data, 0, first, seg_path)
+    if next_first is None and result.problem is not None and result.problem.kind == "torn-tail":
+        # Only a torn tail: cut it exactly as opening the session would, so an incomplete
+        # batch stays all-or-nothing whichever of open and repair comes first.
+        write_atomic(fs, seg_path, data[: result.end], options.file_mode)
+        report.salvaged += result.count
+        return
     kept = _salvage(data, first, next_first)
+    if next_first is None:
+        kept = _without_open_batch(kept)
     report.salvaged += len(kept)
     out: list[bytes] = []
     seq = first
@@ -147,6 +156,14 @@ def _salvage(data: bytes, first: int, next_first: int | None) -> list[tuple[Head
             kept.append((header, line))
             last = header.seq
     return kept
+
+
+def _without_open_batch(kept: list[tuple[Header, bytes]]) -> list[tuple[Header, bytes]]:
+    """Drop a batch at the very end whose last record never made it: it was not committed."""
+    end = len(kept)
+    while end and kept[end - 1][0].more:
+        end -= 1  # walk back over the records that still announce more to come
+    return kept[:end]
 
 
 def _candidate_lines(data: bytes) -> Iterator[bytes]:

@@ -130,6 +130,8 @@ class SessionLog(Durability):
                 self.fs.sync_dir(os.path.dirname(self.path))
         elif not st.is_dir:
             raise JournalError(f"{self.path} is a file where a session directory belongs")
+        elif not create and not self._holds_a_session():
+            return False  # a reader must not leave a lock file in a directory it only looked at
         try:
             self.lock_fd = self.fs.open(self.file(naming.LOCK_FILE), create=True, mode=self.options.file_mode)
         except FileNotFoundError:  # the directory was renamed away by a delete meanwhile
@@ -155,6 +157,9 @@ class SessionLog(Durability):
             raise
         self.fs.unlock(self.lock_fd)
         return True
+
+    def _holds_a_session(self) -> bool:
+        return self.fs.stat(self.file(naming.IDENTITY_FILE)) is not None or bool(self.segments())
 
     def _check_identity(self, create: bool) -> bool:
         path = self.file(naming.IDENTITY_FILE)
@@ -383,6 +388,8 @@ class SessionLog(Durability):
             # on would put records after the seal. Refuse until the session is reopened.
             if self.poisoned is None:
                 self.poisoned = DurabilityError(f"{self.path}: could not start a new segment: {exc}")
+            if isinstance(exc, OSError):
+                raise self.poisoned from exc
             raise
 
     # -- reading -----------------------------------------------------------------------------

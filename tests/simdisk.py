@@ -209,6 +209,10 @@ class SimDisk:
         node = self.inodes[ino]
         return FileStat(is_dir=node.is_dir, size=len(node.data), mtime=self._clock)
 
+    def same_file(self, fd: int, path: str) -> bool:
+        self._tick()
+        return self._file(fd)[0] == self._lookup(path)
+
     def listdir(self, path: str) -> list[str]:
         self._tick()
         ino = self._lookup(path)

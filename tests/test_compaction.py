@@ -281,7 +281,7 @@ class Crash(Exception):
 
 
 _CALLS = ["open", "append", "pread", "size", "truncate", "sync", "close", "lock", "unlock", "stat",
-          "listdir", "mkdir", "rename", "unlink", "rmdir", "sync_dir"]  # fmt: skip
+          "same_file", "listdir", "mkdir", "rename", "unlink", "rmdir", "sync_dir"]  # fmt: skip
 
 
 class CrashingFs:

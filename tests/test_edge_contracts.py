@@ -1,0 +1,194 @@
+"""Contracts at the edges: races with delete, poisoned sessions, odd payloads, repair of a torn
+batch. Each test here was a bug found by review, reproduced first, then fixed."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from journal import DurabilityError, InvalidRecordError, Journal, JournalError
+from journal.fs import OsFileSystem
+
+SID = "s"
+
+
+def msg(text: str) -> dict[str, Any]:
+    return {"role": "user", "content": text}
+
+
+class FailNextSync(OsFileSystem):
+    fail_next = False
+
+    def sync(self, fd: int) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError(errno.EIO, "injected EIO")
+        super().sync(fd)
+
+
+class NoNewSegment(OsFileSystem):
+    armed = False
+
+    def open(self, path: str, *, create: bool, mode: int) -> int:
+        if self.armed and create and path.endswith(".jsonl") and self.stat(path) is None:
+            raise OSError(errno.ENOSPC, "injected ENOSPC", path)
+        return super().open(path, create=create, mode=mode)
+
+
+class DeleteWhenCompactionLocks(OsFileSystem):
+    """Deletes and re-creates the session (through another Journal) right after a compactor
+    takes its compaction lock: the compactor's lock then guards a directory that is gone."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__()
+        self.root = root
+        self.fired = False
+
+    def lock(self, fd: int, timeout: float) -> None:
+        super().lock(fd, timeout)
+        if not self.fired and self.same_file(fd, str(self.root / SID / "compaction.lock")):
+            self.fired = True
+            with Journal(self.root) as other:
+                other.delete(SID)
+                other.append(SID, msg("a new session of the same id"))
+
+
+def test_repair_of_a_torn_batch_keeps_it_all_or_nothing(tmp_path: Path) -> None:
+    with Journal(tmp_path, durability="always") as journal:
+        journal.append(SID, msg("before"))
+        journal.append_many(SID, [msg("b1"), msg("b2"), msg("b3")])
+    segment = tmp_path / SID / "log" / "00000000000000000001.jsonl"
+    lines = segment.read_bytes().split(b"\n")
+    segment.write_bytes(b"\n".join(lines[:3]) + b"\n")  # the batch's last line never landed
+
+    with Journal(tmp_path) as journal:
+        journal.repair(SID)
+        contents = [r.data["content"] for r in journal.read(SID)]
+        assert journal.verify(SID).ok
+    assert contents == ["before"]
+
+
+def test_delete_while_threads_append_leaves_the_session_usable(tmp_path: Path) -> None:
+    journal = Journal(tmp_path, durability="batch", segment_bytes=600)
+    unexpected: list[BaseException] = []
+    stop = threading.Event()
+
+    def append() -> None:
+        while not stop.is_set():
+            try:
+                journal.append(SID, msg("x" * 50))
+            except JournalError:
+                pass
+            except BaseException as exc:  # reported below
+                unexpected.append(exc)
+                return
+
+    workers = [threading.Thread(target=append) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for _ in range(30):
+        journal.delete(SID)
+    stop.set()
+    for worker in workers:
+        worker.join(60)
+    journal.delete(SID)
+    assert unexpected == []
+    assert journal.append(SID, msg("after")) == 1
+    assert journal.verify(SID).ok
+    journal.close()
+
+
+def test_a_disk_error_starting_a_segment_raises_durability_error(tmp_path: Path) -> None:
+    fs = NoNewSegment()
+    journal = Journal(tmp_path, durability="always", segment_bytes=300, fs=fs)
+    for _ in range(2):  # past segment_bytes: the next append rolls to a new segment
+        journal.append(SID, msg("x" * 100))
+    fs.armed = True
+    with pytest.raises(DurabilityError):
+        journal.append(SID, msg("y"))
+    with pytest.raises(DurabilityError):  # and it stays refused: the seal is written
+        journal.append(SID, msg("z"))
+    fs.armed = False
+    journal.reopen(SID)
+    journal.append(SID, msg("after reopen"))
+    assert [r.data["content"] for r in journal.read(SID) if r.kind == "message"][-1] == "after reopen"
+    assert journal.verify(SID).ok
+    journal.close()
+
+
+@pytest.mark.parametrize("shape", ["circular", "too deep"])
+def test_a_circular_or_too_deep_payload_is_refused_and_nothing_is_written(tmp_path: Path, shape: str) -> None:
+    payload: dict[str, Any] = {}
+    if shape == "circular":
+        payload["self"] = payload
+    else:
+        inner = payload
+        for _ in range(300):
+            inner["k"] = {}
+            inner = inner["k"]
+    with Journal(tmp_path) as journal:
+        with pytest.raises(InvalidRecordError, match="levels deep"):
+            journal.append(SID, {"role": "user", "content": "x", "meta": payload})
+        assert not journal.exists(SID)
+
+
+def test_a_poisoned_session_refuses_appends_until_reopen_even_after_eviction(tmp_path: Path) -> None:
+    fs = FailNextSync()
+    journal = Journal(tmp_path, durability="always", max_open_sessions=1, fs=fs)
+    journal.append(SID, msg("one"))
+    fs.fail_next = True
+    with pytest.raises(DurabilityError):
+        journal.append(SID, msg("two"))
+    journal.append("other", msg("evicts the poisoned handle"))
+    assert journal.state(SID) is not None  # a read opens a fresh handle
+    with pytest.raises(DurabilityError):
+        journal.append(SID, msg("three"))
+    journal.reopen(SID)
+    journal.append(SID, msg("four"))
+    journal.close()
+
+
+def test_delete_clears_the_poison_so_a_new_session_of_that_id_works(tmp_path: Path) -> None:
+    fs = FailNextSync()
+    journal = Journal(tmp_path, durability="always", max_open_sessions=1, fs=fs)
+    journal.append(SID, msg("one"))
+    fs.fail_next = True
+    with pytest.raises(DurabilityError):
+        journal.append(SID, msg("two"))
+    assert journal.delete(SID)
+    assert journal.append(SID, msg("a new session")) == 1
+    journal.close()
+
+
+def test_looking_at_a_directory_that_is_no_session_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "notes").mkdir()
+    with Journal(tmp_path) as journal:
+        assert journal.state("notes") is None
+        assert list(journal.read("notes")) == []
+        assert journal.delete("notes") is False
+        assert journal.verify("notes").ok
+    assert os.listdir(tmp_path / "notes") == []
+
+
+def test_compacting_a_session_deleted_and_recreated_meanwhile_raises_and_harms_neither(
+    tmp_path: Path,
+) -> None:
+    with Journal(tmp_path) as journal:
+        journal.append_many(SID, [msg(f"old {n}") for n in range(5)])
+    fs = DeleteWhenCompactionLocks(tmp_path)
+    with Journal(tmp_path, fs=fs) as journal:
+        with pytest.raises(JournalError, match="deleted"):
+            journal.compact(SID)
+        assert fs.fired
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with Journal(tmp_path) as journal:
+            assert [r.data["content"] for r in journal.read(SID)] == ["a new session of the same id"]
+            assert journal.verify(SID).ok
+            assert journal.compact(SID).compacted
