@@ -10,19 +10,20 @@ and read in chunks through the `FileSystem`, so memory stays bounded by the chun
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 
 import zstandard
 
 from . import manifest as manifest_mod
 from . import naming
-from .errors import CorruptionError, UnsupportedFormatError
+from .errors import CorruptionError, RecoveryWarning, UnsupportedFormatError
 from .fs import FileSystem, read_file
 from .manifest import Manifest
 from .record import SEAL, BadLine, Record, decode
 from .scan import Problem, scan
 from .snapshot import BadSnapshot, MessagesReader, decode_metadata
-from .state import SessionState
+from .state import SessionState, fold
 
 CHUNK_BYTES = 4 * 1024 * 1024
 
@@ -200,14 +201,37 @@ def _verify_messages(fs: FileSystem, path: str, snapshot_seq: int) -> list[Probl
         return [Problem(path, 0, "corruption", "snapshot messages.json is missing")]
     except BadSnapshot as exc:
         return [Problem(path, 0, "corruption", str(exc))]
-    if reader.trailer.get("journal_seq") != snapshot_seq or reader.trailer.get("total_messages") != count:
+    if reader.trailer.get("journal_seq") != snapshot_seq:
         reason = f"snapshot covers seq {reader.trailer.get('journal_seq')}, the manifest says {snapshot_seq}"
+        return [Problem(path, 0, "corruption", reason)]
+    if reader.trailer.get("total_messages") != count:
+        reason = f"total_messages says {reader.trailer.get('total_messages')}, the file holds {count} lines"
         return [Problem(path, 0, "corruption", reason)]
     return []
 
 
 def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> SessionState:
-    """The `SessionState` at `manifest.snapshot_seq`, from messages.json and metadata.json."""
+    """The `SessionState` at `manifest.snapshot_seq`, from messages.json and metadata.json.
+
+    The snapshot is a view people and scripts may touch; if it no longer reads as journal
+    wrote it, the state is rebuilt from the archives (the log's own bytes) with a warning,
+    and the next compaction writes the view again.
+    """
+    try:
+        return _read_snapshot(fs, session_path, manifest)
+    except CorruptionError as exc:
+        if manifest.pruned_through:  # retention removed records only the snapshot still has
+            raise
+        state = fold(read_archived(fs, session_path, manifest, 0))
+        if state.last_seq != manifest.snapshot_seq:
+            raise
+        warnings.warn(
+            RecoveryWarning(f"{exc}; the state was rebuilt from the archives instead"), stacklevel=2
+        )
+        return state
+
+
+def _read_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> SessionState:
     path = os.path.join(session_path, manifest_mod.MESSAGES_FILE)
     meta_path = os.path.join(session_path, manifest_mod.METADATA_FILE)
     try:

@@ -7,12 +7,14 @@ lines for `cat`) and exits 0 when all is well, 1 when something is wrong, 2 on b
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 import orjson
 
-from .errors import JournalError
+from .errors import InvalidSessionIdError, JournalError
 from .native import Journal
 
 
@@ -21,8 +23,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", default="./sessions", help="store directory (default ./sessions)")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="concurrent agents, a crash, recovery and compaction")
-    demo.add_argument("--agents", type=int, default=4)
-    demo.add_argument("--messages", type=int, default=200)
+    demo.add_argument("--agents", type=_positive, default=4)
+    demo.add_argument("--messages", type=_positive, default=200)
     commands.add_parser("ls", help="list session ids")
     cat = commands.add_parser("cat", help="print a session's records as JSON lines")
     cat.add_argument("session_id")
@@ -35,13 +37,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return _run(args)
+    except (InvalidSessionIdError, TypeError) as exc:
+        print(f"journal: {exc}", file=sys.stderr)
+        return 2
     except JournalError as exc:
         print(f"journal: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (journal cat | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        print(f"journal: {exc}", file=sys.stderr)
+        return 1
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    print(f"journal: {category.__name__}: {message}", file=sys.stderr)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -49,7 +72,14 @@ def _run(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         return 0 if run_demo(args.root, args.agents, args.messages)["ok"] else 1
+    if not os.path.isdir(args.root):  # read-only commands must not create a store
+        print(f"journal: no store at {args.root}", file=sys.stderr)
+        return 1
     with Journal(args.root) as journal:
+        for session_id in _named(args):
+            if not journal.exists(session_id):
+                print(f"journal: no session {session_id!r} in {args.root}", file=sys.stderr)
+                return 1
         if args.command == "ls":
             for session_id in journal.sessions():
                 print(session_id)
@@ -68,7 +98,13 @@ def _run(args: argparse.Namespace) -> int:
             f"{args.session_id}: {len(report.problems)} problem(s), {report.salvaged} record(s) salvaged,"
             f" {len(report.lost)} lost, damaged files kept in {report.quarantined}"
         )
-        return 0
+        return 1 if report.problems else 0
+
+
+def _named(args: argparse.Namespace) -> list[str]:
+    """The session ids the command names explicitly (they must exist)."""
+    one = getattr(args, "session_id", None)
+    return [one] if one is not None else list(getattr(args, "session_ids", []))
 
 
 def _compact(journal: Journal, session_ids: list[str]) -> int:

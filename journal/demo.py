@@ -21,6 +21,7 @@ from .errors import RecoveryWarning
 from .native import Journal
 
 SHARED = "shared-room"
+VICTIM = "crash-victim"
 
 
 def _agent(root: str, agent: int, count: int) -> None:
@@ -33,7 +34,7 @@ def _agent(root: str, agent: int, count: int) -> None:
 def _doomed_writer(root: str, conn: Connection) -> None:
     with Journal(root, durability="always") as journal:
         for turn in range(1_000_000):
-            seq = journal.append("crash-victim", {"role": "user", "content": f"message {turn}"})
+            seq = journal.append(VICTIM, {"role": "user", "content": f"message {turn}"})
             conn.send(seq)  # acknowledged: the append returned
 
 
@@ -57,17 +58,18 @@ def run_demo(root: str = "./sessions", agents: int = 4, messages: int = 200) -> 
 
     acked = _crash_a_writer(root, ctx)
     print(f"2. a writer was killed with SIGKILL after {len(acked)} acknowledged appends")
-    torn = _tear_tail(root, "crash-victim")
+    torn = _tear_tail(root, VICTIM)
     print(f"   and {torn} bytes of a half-written record were left at the end of its log")
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RecoveryWarning)
         with Journal(root) as journal:
-            records = [r.seq for r in journal.read("crash-victim")]
+            records = [r.seq for r in journal.read(VICTIM)]
             shared = journal.state(SHARED)
             shared_count = (len(shared.messages) if shared else 0) - shared_before
-            problems = sum(len(journal.verify(s).problems) for s in journal.sessions())
-            compacted = _compact(journal)
+            ours = [f"agent-{a}" for a in range(agents)] + [SHARED, VICTIM]
+            problems = sum(len(journal.verify(s).problems) for s in ours)
+            compacted = _compact(journal, ours)
     missing = sorted(set(acked) - set(records))
     print(f"3. recovery: {len(caught)} torn tail(s) cut and quarantined; {len(records)} records on disk,")
     print(
@@ -75,7 +77,7 @@ def run_demo(root: str = "./sessions", agents: int = 4, messages: int = 200) -> 
     )
     print(f"   shared session gained {shared_count} of {agents * messages}; verify problems: {problems}")
     print(f"4. compaction: {compacted}")
-    ok = not missing and shared_count == agents * messages and problems == 0 and "errors: 0" in compacted
+    ok = not missing and shared_count == agents * messages and problems == 0
     print("OK: nothing acknowledged was lost" if ok else "FAILED: see above")
     return {"acked": len(acked), "missing": len(missing), "shared": shared_count, "ok": ok}
 
@@ -111,14 +113,15 @@ def _tear_tail(root: str, session_id: str) -> int:
     return len(torn)
 
 
-def _compact(journal: Journal) -> str:
-    report = journal.compact_all()
-    archived = sum(r.archive_bytes for r in report.results)
-    ratio = report.folded_bytes / archived if archived else 0.0
+def _compact(journal: Journal, session_ids: list[str]) -> str:
+    """Compact the demo's own sessions (others sharing the store are left alone)."""
+    results = [journal.compact(s) for s in session_ids]
+    folded = sum(r.folded_bytes for r in results)
+    archived = sum(r.archive_bytes for r in results)
+    ratio = folded / archived if archived else 0.0
     return (
-        f"{report.compacted} session(s) folded {report.folded_bytes:,} log bytes into messages.json,"
-        f" session_id.json, metadata.json and zstd archives ({ratio:.1f}x smaller);"
-        f" errors: {len(report.errors)}"
+        f"{sum(r.compacted for r in results)} session(s) folded {folded:,} log bytes into"
+        f" messages.json, session_id.json, metadata.json and zstd archives ({ratio:.1f}x smaller)"
     )
 
 

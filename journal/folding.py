@@ -20,7 +20,7 @@ import orjson
 
 from . import manifest as mf
 from . import naming, snapshot
-from .archive import ArchiveWriter, file_chunks
+from .archive import ArchiveWriter, file_chunks, load_snapshot
 from .errors import CorruptionError
 from .fs import FileSystem, read_file, temp_name
 from .manifest import Manifest
@@ -122,9 +122,18 @@ def build(
         fs.sync_dir(path)
     out = _MessagesFile(fs, _temp(built, path, mf.MESSAGES_FILE), mode)
     try:
-        fold = _Fold(out, base, _previous_metadata(fs, path, base))
-        if base.snapshot_seq:
-            _copy_previous_messages(fs, path, base.snapshot_seq, out)
+        try:
+            fold = _Fold(out, base, _previous_metadata(fs, path, base))
+            if base.snapshot_seq:
+                _copy_previous_messages(fs, path, base.snapshot_seq, out)
+        except CorruptionError:
+            # The previous snapshot was edited or damaged: start from the archives instead
+            # (load_snapshot warns, and raises if retention left no way to rebuild it).
+            out.restart()
+            previous = load_snapshot(fs, path, base)
+            fold = _Fold(out, base, previous.metadata)
+            for record in previous.messages:
+                out.add(snapshot.encode_message(record))
         seq = base.snapshot_seq + 1
         for first in segments:
             seq = _fold_segment(handle, first, seq, level, fold, built)

@@ -8,6 +8,7 @@ thousands of live sessions does not run out of descriptors. A handle that finds 
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import threading
@@ -21,7 +22,8 @@ from .compaction import BackgroundCompactor, CompactionPolicy, CompactionReport,
 from .errors import CorruptionError, DurabilityError, InvalidRecordError, JournalError, StoreRootError
 from .fs import FileSystem, OsFileSystem, remove_tree
 from .record import CLEAR, MESSAGE, META, Record, encode_payload
-from .recovery import Report, find_problems, repair_segments
+from .recovery import Report, find_problems, identity_problems, repair_segments
+from .scan import Problem
 from .session import DELETED_MARK, DURABILITY_MODES, Closed, Options, SessionLog, Stale
 from .state import SessionState
 
@@ -71,6 +73,8 @@ class Journal:
         _check_durability(durability)
         if segment_bytes < 1 or max_record_bytes < 1 or max_open_sessions < 1:
             raise ValueError("segment_bytes, max_record_bytes and max_open_sessions must be positive")
+        if not isinstance(lock_timeout, (int, float)) or not 0 <= lock_timeout < float("inf"):
+            raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}")
         self.root = os.fspath(root)
         self.options = Options(durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode)
         self.fs: FileSystem = fs if fs is not None else OsFileSystem()
@@ -173,6 +177,8 @@ class Journal:
 
     def read(self, session_id: str, start: int = 0) -> Iterator[Record]:
         """Every record (all kinds) with `seq >= start`, in order; nothing if no such session."""
+        if not isinstance(start, int) or isinstance(start, bool):
+            raise TypeError(f"start must be an int, not {type(start).__name__}")
         records = self._with_log(session_id, False, lambda log: log.read(start) if log else [])
         return iter(records)
 
@@ -236,8 +242,14 @@ class Journal:
             lock_fd = self._lock_session(path, create=False)
         except _Gone:
             return Report(ok=True)
+        except OSError as exc:  # e.g. the lock file is a directory: damage, not a crash
+            problem = Problem(os.path.join(path, naming.LOCK_FILE), 0, "corruption", str(exc))
+            return Report(ok=False, problems=[problem])
         try:
-            problems = find_problems(self.fs, path) + verify_session_archives(self.fs, path)
+            problems = identity_problems(self.fs, path, session_id)
+            problems += find_problems(self.fs, path) + verify_session_archives(self.fs, path)
+        except OSError as exc:
+            raise CorruptionError(path, 0, f"cannot read the session's files: {exc}") from exc
         finally:
             if lock_fd is not None:
                 self.fs.unlock(lock_fd)
@@ -249,23 +261,32 @@ class Journal:
         every valid record is kept, unsaved sequence numbers become "lost" records."""
         path = self.session_path(session_id)
         self._drop(session_id)
-        if self.fs.stat(path) is None:
+        if not self._holds_session(path):
             return Report(ok=True)
         try:
             lock_fd = self._lock_session(path, create=True)
         except _Gone:
             return Report(ok=True)
+        except OSError as exc:
+            raise CorruptionError(os.path.join(path, naming.LOCK_FILE), 0, str(exc)) from exc
         assert lock_fd is not None  # create=True always opens one
         try:
             report = repair_segments(self.fs, path, self.options)
             if report.problems:
                 self.fs.append(lock_fd, b".")  # bump the generation: other handles reopen
+        except OSError as exc:
+            raise DurabilityError(f"repair of {path} failed: {exc}") from exc
         finally:
             self.fs.unlock(lock_fd)
             self.fs.close(lock_fd)
         with self._lock:
             self._poisoned.pop(session_id, None)
         return report
+
+    def _holds_session(self, path: str) -> bool:
+        if self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is not None:
+            return True
+        return bool(self.fs.listdir(os.path.join(path, naming.LOG_DIR)))
 
     def _lock_session(self, path: str, create: bool) -> int | None:
         """Hold the session lock of `path`; None if it has no lock file and `create` is False.
@@ -391,7 +412,10 @@ class Journal:
                 return None
         except PermissionError as exc:
             raise StoreRootError(f"cannot open session {session_id!r} under {self.root}: {exc}") from exc
-        except OSError as exc:  # ENOSPC/EIO writing the identity file or cutting a torn tail
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.EISDIR, errno.ENOTDIR):  # file vs directory mix-up
+                raise CorruptionError(log.path, 0, f"damaged layout: {exc}") from exc
+            # ENOSPC/EIO writing the identity file or cutting a torn tail
             raise DurabilityError(f"cannot open session {session_id!r}: {exc}") from exc
         return self._remember(session_id, log)
 

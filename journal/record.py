@@ -34,7 +34,7 @@ KINDS = frozenset({MESSAGE, META, CLEAR, SEAL, LOST})
 
 _PREFIX = b'{"xxh3":"'
 _BODY_START = len(_PREFIX) + 16 + 2  # prefix, 16 hex digits, then '",'
-_VERSION = re.compile(rb'"v":(\d{1,9}),')
+_VERSION = re.compile(rb'"v":(0|[1-9]\d{0,8}),')
 _HEADER = re.compile(
     rb'"seq":([1-9]\d{0,18}),"ts":(-?\d{1,12}\.\d{6}),'
     rb'"kind":"([a-z]{1,16})",(?:"more":([1-9]\d{0,8}),)?"data":'

@@ -22,7 +22,16 @@ from . import naming
 from .errors import UnsupportedFormatError
 from .fs import FileSystem, read_file, write_atomic
 from .manifest import folded_through
-from .record import LOST, SEAL, BadLine, Header, decode_header, encode, find_embedded_record
+from .record import (
+    LOST,
+    SEAL,
+    SUPPORTED_VERSIONS,
+    BadLine,
+    Header,
+    decode_header,
+    encode,
+    find_embedded_record,
+)
 from .scan import Problem, scan
 from .session import Options, quarantine
 
@@ -47,6 +56,30 @@ def _segment_path(path: str, first: int) -> str:
     return os.path.join(path, naming.LOG_DIR, naming.segment_name(first))
 
 
+def identity_problems(fs: FileSystem, path: str, session_id: str) -> list[Problem]:
+    """Is `identity.json` there, readable, of a known format, and naming this session?"""
+    identity_path = os.path.join(path, naming.IDENTITY_FILE)
+    try:
+        raw = read_file(fs, identity_path)
+    except OSError as exc:
+        return [Problem(identity_path, 0, "corruption", f"cannot read the identity file: {exc}")]
+    if raw is None:
+        if _segments(fs, path):
+            return [Problem(identity_path, 0, "corruption", "identity file missing")]
+        return []
+    try:
+        identity = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return [Problem(identity_path, 0, "corruption", "identity file is not JSON")]
+    version = identity.get("format") if isinstance(identity, dict) else None
+    if version not in SUPPORTED_VERSIONS:
+        return [Problem(identity_path, 0, "unsupported-format", f"unsupported format version {version!r}")]
+    if identity.get("session_id") != session_id:
+        reason = f"identity file names session {identity.get('session_id')!r}"
+        return [Problem(identity_path, 0, "corruption", reason)]
+    return []
+
+
 def find_problems(fs: FileSystem, path: str) -> list[Problem]:
     """Every problem in the session's log; changes nothing."""
     problems: list[Problem] = []
@@ -54,7 +87,7 @@ def find_problems(fs: FileSystem, path: str) -> list[Problem]:
     # archived (a folded segment not yet unlinked is left to the next open to finish).
     snapshot_seq = folded_through(fs, path)
     segments = [s for s in _segments(fs, path) if s > snapshot_seq]
-    expected = snapshot_seq + 1 if snapshot_seq else (segments[0] if segments else 1)
+    expected = snapshot_seq + 1  # a log that starts later has lost its first segments
     for index, first in enumerate(segments):
         seg_path = _segment_path(path, first)
         if first != expected:
@@ -91,6 +124,9 @@ def repair_segments(fs: FileSystem, path: str, options: Options) -> Report:
         bad = next(p for p in problems if p.kind == "unsupported-format")
         raise UnsupportedFormatError(bad.path, bad.reason)
     segments = _segments(fs, path)
+    first_live = folded_through(fs, path) + 1
+    if segments and segments[0] > first_live:
+        _fill_missing_start(fs, path, first_live, segments[0], options, report)
     for index, first in enumerate(segments):
         seg_path = _segment_path(path, first)
         if seg_path not in damaged:
@@ -98,6 +134,18 @@ def repair_segments(fs: FileSystem, path: str, options: Options) -> Report:
         next_first = segments[index + 1] if index + 1 < len(segments) else None
         _repair_one(fs, path, seg_path, first, next_first, options, report)
     return report
+
+
+def _fill_missing_start(
+    fs: FileSystem, path: str, first: int, found: int, options: Options, report: Report
+) -> None:
+    """The log's first segments are gone: stand a closed segment of "lost" records in for
+    them, so numbering starts where it must and the loss is on record."""
+    note = orjson.dumps({"reason": "segment missing when repaired"})
+    lines = [encode(seq, time.time(), LOST, note) for seq in range(first, found - 1)]
+    lines.append(encode(found - 1, time.time(), SEAL, b"{}"))
+    write_atomic(fs, _segment_path(path, first), b"".join(lines), options.file_mode)
+    report.lost.extend(range(first, found))
 
 
 def _repair_one(

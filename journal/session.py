@@ -192,7 +192,7 @@ class SessionLog(Durability):
         self.manifest = manifest_mod.recover(self.fs, self.path, self.options.file_mode)
         first_live = self.manifest.snapshot_seq + 1
         segments = self.segments() or [first_live]
-        if self.manifest.snapshot_seq and segments[0] != first_live:
+        if segments[0] != first_live:  # the log's first segments are gone: never skip them
             reason = f"first live segment starts at {segments[0]}, the snapshot ends at {first_live - 1}"
             raise CorruptionError(self.segment_path(segments[0]), 0, reason)
         self.reader = (segments[0], 0, segments[0])

@@ -87,6 +87,8 @@ def window_start(roles: list[str], max_messages: int | None) -> int:
     A window that starts on a "tool" message whose assistant tool call was cut off is an
     invalid transcript for LLM providers, so such results are dropped from the window.
     """
+    if max_messages is not None and (not isinstance(max_messages, int) or isinstance(max_messages, bool)):
+        raise TypeError(f"max_messages must be None or an int, not {type(max_messages).__name__}")
     if max_messages is not None and max_messages < 0:
         raise ValueError(f"max_messages must be >= 0 or None, not {max_messages}")
     if not max_messages or len(roles) <= max_messages:

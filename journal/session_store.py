@@ -26,13 +26,17 @@ when the data could not be made durable: they never return False.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import warnings
+import weakref
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from .compaction import CompactionReport, CompactionResult
-from .errors import InvalidRecordError
+from .errors import InvalidRecordError, JournalError
 from .native import Journal
 from .session_data import SessionData, SessionMessage, iso_time, window_start
 from .state import SessionState
@@ -67,6 +71,7 @@ class DefaultSessionStore:
     ) -> None:
         self.session_dir = os.fspath(session_dir)
         self._journal = Journal(self.session_dir, durability=durability, **journal_options)
+        _OPEN_STORES.add(self)  # a store never closed still leaves its JSON files current at exit
 
     @property
     def journal(self) -> Journal:
@@ -174,6 +179,7 @@ class DefaultSessionStore:
                 tool results whose assistant tool call fell outside the window. The stored
                 history is never truncated.
         """
+        window_start([], max_messages)  # check the argument even for an unknown session
         state = self._journal.state(session_id)
         if state is None:
             return []
@@ -191,11 +197,14 @@ class DefaultSessionStore:
         created_at and updated_at (ISO-8601 strings), modified (a `datetime`, local time),
         message_count, agent_name, agent_id and user_id.
         """
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be None or an int >= 0, not {limit!r}")
         found: list[tuple[float, dict[str, Any]]] = []
         for session_id in self._journal.sessions():
             try:
                 state = self._journal.state(session_id)
-            except FileNotFoundError:  # another process deleted it while it was being opened
+            except JournalError as exc:  # one damaged session must not hide all the others
+                warnings.warn(f"session {session_id!r} left out of list_sessions: {exc}", stacklevel=2)
                 continue
             if state is not None:  # None: deleted since it was listed
                 found.append((state.updated_at or 0.0, self._summary(session_id, state)))
@@ -236,6 +245,7 @@ class DefaultSessionStore:
 
         The store stays usable: a later call reopens what it needs.
         """
+        _OPEN_STORES.discard(self)
         try:
             self._journal.compact_all()
         finally:
@@ -246,6 +256,18 @@ class DefaultSessionStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_OPEN_STORES: weakref.WeakSet[DefaultSessionStore] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    """The JSON file store wrote its files as it went; scripts that read messages.json expect
+    them current after a program ends, even one that never called close()."""
+    for store in list(_OPEN_STORES):
+        with contextlib.suppress(Exception):  # at exit there is no caller left to tell
+            store.close()
 
 
 def message_data(

@@ -4,7 +4,10 @@ batch. Each test here was a bug found by review, reproduced first, then fixed.""
 from __future__ import annotations
 
 import errno
+import json
 import os
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -12,7 +15,15 @@ from typing import Any
 
 import pytest
 
-from journal import DurabilityError, InvalidRecordError, Journal, JournalError
+from journal import (
+    CorruptionError,
+    DefaultSessionStore,
+    DurabilityError,
+    InvalidRecordError,
+    Journal,
+    JournalError,
+    RecoveryWarning,
+)
 from journal.fs import OsFileSystem
 
 SID = "s"
@@ -192,3 +203,78 @@ def test_compacting_a_session_deleted_and_recreated_meanwhile_raises_and_harms_n
             assert [r.data["content"] for r in journal.read(SID)] == ["a new session of the same id"]
             assert journal.verify(SID).ok
             assert journal.compact(SID).compacted
+
+
+def test_an_edited_messages_json_is_rebuilt_from_the_archives_and_rewritten(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        journal.append_many(SID, [msg(f"m{n}") for n in range(5)])
+        journal.append("other", msg("fine"))
+        journal.compact(SID)
+    snapshot = tmp_path / SID / "messages.json"
+    snapshot.write_text(json.dumps(json.loads(snapshot.read_text())))  # re-saved by another tool
+
+    with Journal(tmp_path) as journal:
+        assert not journal.verify(SID).ok
+        with pytest.warns(RecoveryWarning, match="rebuilt from the archives"):
+            state = journal.state(SID)
+        assert state is not None and [m.data["content"] for m in state.messages] == [
+            f"m{n}" for n in range(5)
+        ]
+        journal.append(SID, msg("m5"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RecoveryWarning)
+            assert journal.compact(SID).compacted
+        assert journal.verify(SID).ok
+    assert len(json.loads(snapshot.read_text())["messages"]) == 6
+
+
+def test_one_unreadable_session_does_not_hide_the_others_from_list_sessions(tmp_path: Path) -> None:
+    with DefaultSessionStore(tmp_path) as store:
+        store.add_message("a", "user", "hello")
+        store.add_message("b", "user", "hello")
+    (tmp_path / "a" / "identity.json").write_text("garbage")
+    store = DefaultSessionStore(tmp_path)
+    with pytest.warns(UserWarning, match="'a' left out"):
+        assert [row["session_id"] for row in store.list_sessions()] == ["b"]
+    with pytest.raises(ValueError):
+        store.list_sessions(limit=-1)
+    store.journal.close()
+
+
+def test_a_missing_first_segment_is_reported_and_repaired_as_lost(tmp_path: Path) -> None:
+    with Journal(tmp_path, segment_bytes=600) as journal:
+        for n in range(20):
+            journal.append(SID, msg(f"m{n}"))
+    (tmp_path / SID / "log" / "00000000000000000001.jsonl").unlink()
+    with Journal(tmp_path) as journal:
+        assert next(p.reason for p in journal.verify(SID).problems).startswith("segment starts at")
+        with pytest.raises(CorruptionError):
+            journal.state(SID)
+        report = journal.repair(SID)
+        assert report.lost and report.lost[0] == 1
+        assert journal.verify(SID).ok
+        assert [r.seq for r in journal.read(SID)][:3] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(
+    "content", ["garbage", '{"format": 2, "session_id": "s"}', '{"format": 1, "session_id": "t"}']
+)
+def test_verify_checks_the_identity_file(tmp_path: Path, content: str) -> None:
+    with Journal(tmp_path) as journal:
+        journal.append(SID, msg("x"))
+    (tmp_path / SID / "identity.json").write_text(content)
+    with Journal(tmp_path) as journal:
+        problems = journal.verify(SID).problems
+    assert [p.path for p in problems] == [str(tmp_path / SID / "identity.json")]
+
+
+def test_a_store_never_closed_leaves_messages_json_current_at_exit(tmp_path: Path) -> None:
+    script = (
+        "from journal import DefaultSessionStore\n"
+        f"store = DefaultSessionStore({str(tmp_path)!r})\n"
+        "store.add_message('chat', 'user', 'hello')\n"
+        "store.add_message('chat', 'assistant', 'hi')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+    data = json.loads((tmp_path / "chat" / "messages.json").read_text())
+    assert [m["content"] for m in data["messages"]] == ["hello", "hi"]
