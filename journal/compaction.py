@@ -35,7 +35,7 @@ from . import manifest as mf
 from . import naming
 from .errors import JournalError
 from .folding import Built, build, discard
-from .fs import FileSystem
+from .fs import FileSystem, unlink_quietly
 from .manifest import Manifest
 from .session import Options, SessionLog, Stale
 
@@ -257,7 +257,7 @@ def prune(handle: SessionLog, policy: CompactionPolicy) -> list[str]:
         handle.manifest = replace(current, archived=rest, pruned_through=through)
         mf.store(handle.fs, handle.path, handle.manifest, handle.options.file_mode)
         for name in drop:
-            mf.unlink_quietly(handle.fs, os.path.join(handle.path, mf.archive_name(name)))
+            unlink_quietly(handle.fs, os.path.join(handle.path, mf.archive_name(name)))
         handle.fs.sync_dir(os.path.join(handle.path, mf.ARCHIVE_DIR))
     log.warning(
         "%s: retention removed %d archives; records through seq %d are gone", handle.path, len(drop), through

@@ -22,7 +22,7 @@ from . import manifest as mf
 from . import naming, snapshot
 from .archive import ArchiveWriter, file_chunks, load_snapshot
 from .errors import CorruptionError
-from .fs import FileSystem, read_file, temp_name
+from .fs import FileSystem, read_file, temp_name, unlink_quietly
 from .manifest import Manifest
 from .record import CLEAR, LOST, MESSAGE, META, SEAL, BadLine, Header, Record, decode_header
 from .session import SessionLog
@@ -237,4 +237,4 @@ def discard(fs: FileSystem, path: str, built: Built) -> None:
     them to the next compactor, which removes them as orphans."""
     for temp, _ in built.pending:
         with contextlib.suppress(OSError):
-            mf.unlink_quietly(fs, os.path.join(path, temp))
+            unlink_quietly(fs, os.path.join(path, temp))

@@ -238,7 +238,7 @@ def write_atomic(fs: FileSystem, path: str, data: bytes, mode: int) -> None:
         fs.sync(fd)
     except BaseException:
         fs.close(fd)
-        _unlink_quietly(fs, tmp)
+        unlink_quietly(fs, tmp)
         raise
     fs.close(fd)
     fs.rename(tmp, path)
@@ -265,12 +265,13 @@ def remove_tree(fs: FileSystem, path: str) -> None:
         if st is not None and st.is_dir:
             remove_tree(fs, child)
         else:
-            _unlink_quietly(fs, child)
+            unlink_quietly(fs, child)
     with contextlib.suppress(FileNotFoundError):
         fs.rmdir(path)
 
 
-def _unlink_quietly(fs: FileSystem, path: str) -> None:
+def unlink_quietly(fs: FileSystem, path: str) -> None:
+    """Unlink `path`; one already gone is fine (a step being redone after a crash)."""
     try:
         fs.unlink(path)
     except OSError as exc:

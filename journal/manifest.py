@@ -15,7 +15,6 @@ only under the compaction lock, which a running compactor holds while it writes 
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 from dataclasses import dataclass, replace
 
@@ -23,7 +22,7 @@ import orjson
 
 from . import naming
 from .errors import CorruptionError, LockTimeout, UnsupportedFormatError
-from .fs import TEMP_MARK, FileSystem, read_file, write_atomic
+from .fs import TEMP_MARK, FileSystem, read_file, unlink_quietly, write_atomic
 
 MANIFEST_FILE = "compaction.json"
 COMPACTION_LOCK = "compaction.lock"
@@ -189,11 +188,3 @@ def recover(fs: FileSystem, session_path: str, mode: int) -> Manifest:
         finally:
             fs.close(fd)
     return manifest
-
-
-def unlink_quietly(fs: FileSystem, path: str) -> None:
-    try:
-        fs.unlink(path)
-    except OSError as exc:
-        if exc.errno != errno.ENOENT:
-            raise
