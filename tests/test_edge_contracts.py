@@ -149,13 +149,19 @@ def test_a_circular_or_too_deep_payload_is_refused_and_nothing_is_written(tmp_pa
         assert not journal.exists(SID)
 
 
-def test_a_poisoned_session_refuses_appends_until_reopen_even_after_eviction(tmp_path: Path) -> None:
+def poisoned_journal(root: Path) -> Journal:
+    """A Journal (one open session at most) whose session SID had an fsync fail."""
     fs = FailNextSync()
-    journal = Journal(tmp_path, durability="always", max_open_sessions=1, fs=fs)
+    journal = Journal(root, durability="always", max_open_sessions=1, fs=fs)
     journal.append(SID, msg("one"))
     fs.fail_next = True
     with pytest.raises(DurabilityError):
         journal.append(SID, msg("two"))
+    return journal
+
+
+def test_a_poisoned_session_refuses_appends_until_reopen_even_after_eviction(tmp_path: Path) -> None:
+    journal = poisoned_journal(tmp_path)
     journal.append("other", msg("evicts the poisoned handle"))
     assert journal.state(SID) is not None  # a read opens a fresh handle
     with pytest.raises(DurabilityError):
@@ -166,12 +172,7 @@ def test_a_poisoned_session_refuses_appends_until_reopen_even_after_eviction(tmp
 
 
 def test_delete_clears_the_poison_so_a_new_session_of_that_id_works(tmp_path: Path) -> None:
-    fs = FailNextSync()
-    journal = Journal(tmp_path, durability="always", max_open_sessions=1, fs=fs)
-    journal.append(SID, msg("one"))
-    fs.fail_next = True
-    with pytest.raises(DurabilityError):
-        journal.append(SID, msg("two"))
+    journal = poisoned_journal(tmp_path)
     assert journal.delete(SID)
     assert journal.append(SID, msg("a new session")) == 1
     journal.close()
