@@ -15,7 +15,17 @@ import pytest
 # (and in spawned worker processes, which inherit sys.path).
 sys.path.insert(0, os.path.dirname(__file__))
 
+from hypothesis import settings
+
 from journal import Journal
+
+# Property tests run real I/O and codecs on a shared 2-core machine: a per-example deadline
+# would turn a slow moment into a failure. Keep whatever profile is active (hypothesis picks
+# "ci" on CI) and drop only the deadline; --hypothesis-profile still overrides this.
+settings.register_profile(
+    "journal", parent=settings.get_profile(settings.get_current_profile_name()), deadline=None
+)
+settings.load_profile("journal")
 
 
 @pytest.fixture
