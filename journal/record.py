@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,6 +162,22 @@ def find_embedded_record(line: bytes) -> int:
         except BadLine:
             at = line.find(_PREFIX, at + 1)
     return -1
+
+
+def records_in_line(line: bytes) -> Iterator[tuple[Header, bytes]]:
+    """Every valid record a line (without its newline) holds, with its bytes: the line itself
+    if it is one, then each record that starts inside it."""
+    try:
+        header = decode_header(line)
+    except BadLine:
+        pass
+    else:
+        yield header, line
+    at = find_embedded_record(line)
+    while at != -1:
+        yield decode_header(line[at:]), line[at:]
+        nxt = find_embedded_record(line[at:])
+        at = at + nxt if nxt != -1 else -1
 
 
 _MAX_DEPTH = 254  # orjson refuses deeper nesting (and so every circular reference)

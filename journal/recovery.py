@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
@@ -22,16 +21,7 @@ from . import naming
 from .errors import UnsupportedFormatError
 from .fs import FileSystem, read_file, write_atomic
 from .manifest import folded_through
-from .record import (
-    LOST,
-    SEAL,
-    SUPPORTED_VERSIONS,
-    BadLine,
-    Header,
-    decode_header,
-    encode,
-    find_embedded_record,
-)
+from .record import LOST, SEAL, SUPPORTED_VERSIONS, Header, encode, records_in_line
 from .scan import Problem, scan
 from .session import Options, quarantine
 
@@ -195,14 +185,11 @@ def _salvage(data: bytes, first: int, next_first: int | None) -> list[tuple[Head
     kept: list[tuple[Header, bytes]] = []
     last = first - 1
     limit = next_first if next_first is not None else 1 << 63
-    for line in _candidate_lines(data):
-        try:
-            header = decode_header(line)
-        except BadLine:
-            continue
-        if last < header.seq < limit:
-            kept.append((header, line))
-            last = header.seq
+    for line in data.split(b"\n")[:-1]:  # the last piece has no newline: never committed
+        for header, record in records_in_line(line):
+            if last < header.seq < limit:
+                kept.append((header, record))
+                last = header.seq
     return kept
 
 
@@ -212,16 +199,6 @@ def _without_open_batch(kept: list[tuple[Header, bytes]]) -> list[tuple[Header, 
     while end and kept[end - 1][0].more:
         end -= 1  # walk back over the records that still announce more to come
     return kept[:end]
-
-
-def _candidate_lines(data: bytes) -> Iterator[bytes]:
-    for line in data.split(b"\n")[:-1]:  # the last piece has no newline: never committed
-        yield line
-        at = find_embedded_record(line)
-        while at != -1:
-            yield line[at:]
-            nxt = find_embedded_record(line[at:])
-            at = at + nxt if nxt != -1 else -1
 
 
 def _without_batch(header: Header, line: bytes) -> bytes:

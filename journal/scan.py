@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import CorruptionError
-from .record import SEAL, BadLine, Record, decode, decode_header, find_embedded_record
+from .record import SEAL, BadLine, Record, decode, decode_header, records_in_line
 
 
 @dataclass(frozen=True)
@@ -106,18 +106,7 @@ def _valid_record_after(data: bytes, bad_at: int, min_seq: int) -> bool:
 
 
 def _holds_valid(line: bytes, min_seq: int) -> bool:
-    try:
-        if decode_header(line).seq >= min_seq:
-            return True
-    except BadLine:
-        pass
-    at = find_embedded_record(line)
-    while at != -1:
-        if decode_header(line[at:]).seq >= min_seq:
-            return True
-        nxt = find_embedded_record(line[at:])
-        at = at + nxt if nxt != -1 else -1
-    return False
+    return any(header.seq >= min_seq for header, _ in records_in_line(line))
 
 
 def decode_run(data: bytes, base: int, seq: int, path: str) -> tuple[list[Record], int]:
