@@ -1,39 +1,48 @@
 """When an append is durable: the fsync policy of a session's writer, group commit included.
 
-Strategy: `always` fsyncs before the append returns. `batch` is group commit: the first
-appender to find no fsync running leads: it syncs, and keeps syncing while appenders that wrote
-during its last fsync wait, so each fsync starts as soon as the one before ends. Those appenders
-wait outside `cond` behind the gate of the round that will cover them; a woken follower only
-reads `synced` and returns, instead of queueing for `cond` again as a Condition makes every
-follower do. A failed fsync poisons the writer: it raises, and nothing later is acknowledged
-until the session is reopened. `SessionLog` inherits this; the state it shares is declared here.
+Strategy: `always` fsyncs before the append returns. `batch` is group commit by flat
+combining: a batch appender queues its records and waits on its own gate; the first to find no
+leader leads. The leader writes every queued record in one write under one file lock, fsyncs
+once, opens the gate of each appender it served, and hands the leadership to the first appender
+that queued meanwhile. A waiting appender makes no system call and takes no shared lock: under
+the GIL each thread hand-off costs tens of microseconds, and this keeps them to one per append.
+Before it writes, a leader that finds fewer appenders queued than the last round served waits
+for the rest, at most half as long as the last fsync took (PostgreSQL's `commit_delay`, made
+to tune itself): the appenders it just served are usually about to append again, and without
+the wait the leader syncs alone while they queue, so rounds alternate between one appender and
+all the others. A failed fsync poisons the writer: it raises in every appender it
+covered, and nothing later is acknowledged until the session is reopened. `SessionLog`
+inherits this; the state it shares is declared here.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 from .errors import DurabilityError
 
-_LEAD_ROUNDS = 4  # fsyncs one group-commit leader does back to back before handing over
+GATHER_FRACTION = 0.5  # of the last fsync: the longest a leader waits for its round to fill
+GATHER_CAP = 0.001  # seconds: and never longer than this
 
 
-class Round:
-    """Batch appenders waiting for one fsync, behind one gate its leader opens when done.
-    Waiters pass the gate on one by one; waking them all at once (one lock each) measured
-    three times slower: they fight over the GIL."""
+class Slot:
+    """One batch append in the queue: its items, then its outcome, behind its own gate."""
 
-    __slots__ = ("gate",)
+    __slots__ = ("error", "first", "gate", "items", "lead")
 
-    def __init__(self) -> None:
+    def __init__(self, items: list[tuple[str, bytes]]) -> None:
+        self.items = items
+        self.first = 0  # the seq of its first record, once written
+        self.error: BaseException | None = None
+        self.lead = False  # woken to lead the next round, not with an outcome
         self.gate = threading.Lock()
         self.gate.acquire()
 
     def wait(self) -> None:
         self.gate.acquire()
-        self.gate.release()  # let the next waiter through
 
-    def open(self) -> None:
+    def wake(self) -> None:
         self.gate.release()
 
 
@@ -41,12 +50,15 @@ class Durability:
     """The fsync half of `SessionLog` (a mixin: `SessionLog` sets these attributes)."""
 
     cond: threading.Condition
-    owed_lock: threading.Lock
-    written: int  # appends written so far (tickets)
+    queue_lock: threading.Lock  # guards `queue` and `leading`; never held across a system call
+    queue: list[Slot]  # batch appends waiting for a leader to write them
+    leading: bool  # a group-commit leader is at work on the queue
+    last_served = 0  # appenders the last group commit served
+    awaited = 0  # a gathering leader waits for the queue to reach this length (0: none)
+    last_sync = 0.0  # seconds the last group-commit fsync took
+    written: int  # writes so far (tickets)
     synced: int  # the last ticket known durable
-    syncing: bool  # a group-commit leader is at work; it also keeps `seg_fd` open
-    next_round: Round | None  # batch appenders waiting for the next fsync
-    owed: int  # batch appenders that wrote and still wait for their fsync
+    syncing: bool  # an fsync runs without `cond`; it also keeps `seg_fd` open
     in_lock: bool
     poisoned: DurabilityError | None
     seg_fd: int
@@ -58,6 +70,10 @@ class Durability:
     def segment_path(self, first_seq: int) -> str:
         raise NotImplementedError
 
+    def write_slots(self, slots: list[Slot]) -> None:
+        """Write every slot's records in one write (`cond` held); set each slot's `first`."""
+        raise NotImplementedError
+
     def _make_durable(self, ticket: int, durability: str) -> None:
         """`always`: fsync now (called with `cond` held); `none`: nothing to do."""
         if durability == "always" and self.synced < ticket:
@@ -65,67 +81,82 @@ class Durability:
             self._sync(self.seg_fd)
             self.synced = max(self.synced, target)
 
-    def _commit_or_join(self, ticket: int, owed: bool) -> Round | None:
-        """With `cond` held: lead a group commit, or join the next round; None when `ticket`
-        is durable. `owed` says the caller is already counted in `self.owed`."""
-        if self.synced >= ticket:
-            return None
-        if self.poisoned is not None:
-            raise self.poisoned
-        if not self.syncing:
-            self._lead_group_commit()
-            return None
-        if self.next_round is None:
-            self.next_round = Round()
-        if not owed:
-            with self.owed_lock:
-                self.owed += 1
-        return self.next_round
+    def group_commit(self, items: list[tuple[str, bytes]]) -> int:
+        """`batch`: queue `items`, return their first seq once an fsync covers them."""
+        slot = Slot(items)
+        with self.queue_lock:
+            self.queue.append(slot)
+            lead = not self.leading
+            self.leading = True
+            if len(self.queue) == self.awaited:  # the round the leader waits for is full
+                self.awaited = 0
+                self.queue[0].wake()
+        if not lead:
+            slot.wait()
+            lead = slot.lead
+        if lead:
+            self._lead(slot)
+        if slot.error is not None:
+            raise slot.error
+        return slot.first
 
-    def _await_round(self, round_: Round, ticket: int) -> None:
+    def _lead(self, own: Slot) -> None:
+        """Write and sync everything queued (`own` included), then wake the appenders served
+        and hand the leadership to the first appender that queued meanwhile."""
+        self._gather(own)
+        with self.queue_lock:
+            served, self.queue = self.queue, []
+            self.last_served = len(served)
         try:
-            while True:
-                round_.wait()
+            self._commit(served)
+        finally:
+            with self.queue_lock:
+                heir = self.queue[0] if self.queue else None
+                self.leading = heir is not None
+            if heir is not None:
+                heir.lead = True
+                heir.wake()
+            for slot in served:
+                if slot is not own:
+                    slot.wake()
+
+    def _gather(self, own: Slot) -> None:
+        """Wait until as many appenders have queued as the last round served, for at most a
+        fraction of the last fsync: an appender just served is usually about to append again,
+        and waiting briefly for it costs less than a second fsync would. `own` is `queue[0]`."""
+        with self.queue_lock:
+            if len(self.queue) >= self.last_served:
+                return
+            self.awaited = self.last_served
+        # A wake that comes after the timeout leaves the gate open; `own` never waits on it again.
+        own.gate.acquire(timeout=min(self.last_sync * GATHER_FRACTION, GATHER_CAP))
+        with self.queue_lock:
+            self.awaited = 0
+
+    def _commit(self, slots: list[Slot]) -> None:
+        """Write `slots`, then fsync without `cond`; any failure becomes every slot's error."""
+        try:
+            with self.cond:
+                self.write_slots(slots)
+                ticket, fd = self.written, self.seg_fd
                 if self.synced >= ticket:
                     return
-                with self.cond:  # the leader handed over or failed: lead or wait again
-                    found = self._commit_or_join(ticket, owed=True)
-                if found is None:
-                    return
-                round_ = found
-        finally:
-            with self.owed_lock:
-                self.owed -= 1
-
-    def _lead_group_commit(self) -> None:
-        """Sync rounds while followers wait (called with `cond` held), then hand over."""
-        fd = self.seg_fd
-        self.syncing = True  # also keeps `fd` open: closing it waits for `syncing` to clear
-        try:
-            for _ in range(_LEAD_ROUNDS):
-                serving, self.next_round = self.next_round, None
-                target = self.written  # writers need `cond`: nothing is written until release
-                self.cond.release()
-                try:
-                    self.sync_file(fd)
-                    error: OSError | None = None
-                except OSError as exc:
-                    error = exc
-                finally:
-                    self.cond.acquire()
+                self.syncing = True  # keeps `fd` open: closing it waits for `syncing` to clear
+            started = time.perf_counter()
+            try:
+                self.sync_file(fd)
+                error: OSError | None = None
+            except OSError as exc:
+                error = exc
+            self.last_sync = time.perf_counter() - started
+            with self.cond:
+                self.syncing = False
                 if error is not None:
-                    self._poison(error, serving)
-                self.synced = max(self.synced, target)
-                if serving is not None:
-                    serving.open()
-                if self.next_round is None:
-                    break
-        finally:
-            self.syncing = False
-            if self.next_round is not None:  # hand over: one of them leads the next round
-                self.next_round.open()
-                self.next_round = None
-            self.cond.notify_all()
+                    self._poison(error)
+                self.synced = max(self.synced, ticket)
+        except BaseException as exc:  # each appender served raises it
+            for slot in slots:
+                slot.error = exc
 
     def _sync(self, fd: int) -> None:
         try:
@@ -133,25 +164,22 @@ class Durability:
         except OSError as exc:
             self._poison(exc)
 
-    def _poison(self, exc: OSError, waiting: Round | None = None) -> None:
+    def _poison(self, exc: OSError) -> None:
         path = self.segment_path(self.seg_first)
         self.poisoned = DurabilityError(
             f"fsync of {path} failed ({exc}); nothing more is acknowledged on this session"
             " until it is reopened"
         )
-        if waiting is not None:
-            waiting.open()  # they find `poisoned` set and raise it
         self.cond.notify_all()
         raise self.poisoned from exc
 
     def _wait_for_sync(self) -> None:
-        # Also wait for batch appenders still owed an fsync: closing the segment under them
-        # (an LRU eviction) left one to lead a group commit on fd -1, failing an append that
-        # had been written. They do not notify `cond` when done, hence the short timeout.
-        while self.syncing or self.owed:
+        # A group-commit leader fsyncs without `cond`: closing its descriptor under it would
+        # fail an append that was written. It does not notify `cond`, hence the short timeout.
+        while self.syncing:
             self.cond.wait(0.001)
 
     def _wait_for_holders(self) -> None:
         """Before closing: let a thread that waits inside the lock (a roll) finish first."""
-        while self.in_lock or self.syncing or self.owed:
+        while self.in_lock or self.syncing:
             self.cond.wait(0.001)

@@ -22,7 +22,7 @@ import orjson
 
 from . import manifest as manifest_mod
 from . import naming, reader
-from .durability import Durability, Round
+from .durability import Durability, Slot
 from .errors import (
     CorruptionError,
     DurabilityError,
@@ -84,9 +84,9 @@ class SessionLog(Durability):
         self.poisoned: DurabilityError | None = None
         self.written = self.synced = 0
         self.syncing = False
-        self.next_round: Round | None = None  # batch appenders waiting for the next fsync
-        self.owed = 0  # batch appenders that wrote and still wait for their fsync
-        self.owed_lock = threading.Lock()
+        self.queue_lock = threading.Lock()
+        self.queue: list[Slot] = []
+        self.leading = False
         self.broken = False  # a catch-up failed half way: reopen before using this handle
         self.in_lock = False  # a thread of this process holds the file lock
         self.lock_waiters = 0
@@ -316,18 +316,20 @@ class SessionLog(Durability):
     def append(self, items: list[tuple[str, bytes]], durability: str) -> int:
         """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq
         once it is durable per `durability`."""
+        if durability == "batch":
+            return self.group_commit(items)
         with self.cond:
-            first = self._write_batch(items)
-            ticket = self.written
-            if durability != "batch":
-                self._make_durable(ticket, durability)
-                return first
-            round_ = self._commit_or_join(ticket, owed=False)
-        if round_ is not None:
-            self._await_round(round_, ticket)
-        return first
+            first = self._write_batches([items])[0]
+            self._make_durable(self.written, durability)
+            return first
 
-    def _write_batch(self, items: list[tuple[str, bytes]]) -> int:
+    def write_slots(self, slots: list[Slot]) -> None:
+        for slot, first in zip(slots, self._write_batches([slot.items for slot in slots]), strict=True):
+            slot.first = first
+
+    def _write_batches(self, batches: list[list[tuple[str, bytes]]]) -> list[int]:
+        """Write each batch all-or-nothing, all of them in one write under the file lock
+        (`cond` held); return the first seq of each."""
         self.lock()
         try:
             # Checked under the lock: a thread that failed while this one waited for it may
@@ -336,22 +338,19 @@ class SessionLog(Durability):
                 raise self.poisoned
             if self.seg_size >= self.options.segment_bytes:
                 self._roll()
-            first = self.next_seq
             ts = time.time()
-            if len(items) == 1:
-                lines = encode(first, ts, items[0][0], items[0][1])
-            else:
-                last = len(items) - 1
-                lines = b"".join(
-                    encode(first + i, ts, kind, payload, more=last - i)
-                    for i, (kind, payload) in enumerate(items)
-                )
-            self._write(lines)
-            self.next_seq += len(items)
+            seq = self.next_seq
+            firsts, parts = [], []
+            for items in batches:
+                firsts.append(seq)
+                parts.append(_encode_batch(seq, ts, items))
+                seq += len(items)
+            self._write(parts[0] if len(parts) == 1 else b"".join(parts))
+            self.next_seq = seq
             self.written += 1
         finally:
             self.unlock()
-        return first
+        return firsts
 
     def _write(self, lines: bytes) -> None:
         try:
@@ -436,3 +435,13 @@ class SessionLog(Durability):
                 with contextlib.suppress(OSError):
                     self.fs.close(fd)
         self.seg_fd = self.lock_fd = -1
+
+
+def _encode_batch(first: int, ts: float, items: list[tuple[str, bytes]]) -> bytes:
+    """The lines of one all-or-nothing batch: `more` counts the records still to come."""
+    if len(items) == 1:
+        return encode(first, ts, items[0][0], items[0][1])
+    last = len(items) - 1
+    return b"".join(
+        encode(first + i, ts, kind, payload, more=last - i) for i, (kind, payload) in enumerate(items)
+    )

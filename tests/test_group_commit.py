@@ -97,3 +97,44 @@ def test_evictions_and_failed_fsyncs_lose_no_acknowledged_append(ram_path: Path)
     seen = on_disk(ram_path, sessions)
     assert set(acked) <= set(seen)  # an append that raised may or may not be there
     assert set(seen.values()) == {1}  # but nothing is there twice
+
+
+class SlowSync(OsFileSystem):
+    """An fsync that takes `seconds`, so threads started together queue behind one leader."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.syncs = 0
+
+    def sync(self, fd: int) -> None:
+        self.syncs += 1
+        threading.Event().wait(self.seconds)
+        super().sync(fd)
+
+
+def test_a_lone_appender_after_a_crowded_round_is_not_kept_waiting_for_the_crowd(ram_path: Path) -> None:
+    # A leader waits for as many appenders as the last round served; when they do not come
+    # back it must give up after a bounded wait, not hang.
+    fs = SlowSync(0.05)
+    with Journal(ram_path, durability="batch", fs=fs) as journal:
+        journal.append("s", {"role": "user", "content": "create"})
+        start = threading.Barrier(THREADS)
+
+        def crowd(t: int) -> None:
+            start.wait()
+            journal.append("s", {"role": "user", "content": f"crowd {t}"})
+
+        workers = [threading.Thread(target=crowd, args=(t,)) for t in range(THREADS)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert fs.syncs < 1 + THREADS  # the crowd shared fsyncs
+        lone = threading.Thread(target=journal.append, args=("s", {"role": "user", "content": "lone"}))
+        lone.start()
+        lone.join(timeout=30)  # a liveness bound, not a timing: the wait is capped at 1 ms
+        assert not lone.is_alive()
+        contents = [r.data["content"] for r in journal.read("s") if r.kind == "message"]
+    assert contents[0] == "create" and contents[-1] == "lone"
+    assert sorted(contents[1:-1]) == sorted(f"crowd {t}" for t in range(THREADS))
