@@ -39,8 +39,17 @@ class Slot:
         self.gate = threading.Lock()
         self.gate.acquire()
 
-    def wait(self) -> None:
-        self.gate.acquire()
+    def wait(self) -> BaseException | None:
+        """Block until the gate opens, even through an interrupt such as KeyboardInterrupt:
+        a leader may be about to hand this slot the leadership. Return the interrupt, for the
+        caller to raise once it has done its part."""
+        interrupt = None
+        while True:
+            try:
+                self.gate.acquire()
+                return interrupt
+            except BaseException as exc:
+                interrupt = exc
 
     def wake(self) -> None:
         self.gate.release()
@@ -49,6 +58,7 @@ class Slot:
 class Durability:
     """The fsync half of `SessionLog` (a mixin: `SessionLog` sets these attributes)."""
 
+    path: str
     cond: threading.Condition
     queue_lock: threading.Lock  # guards `queue` and `leading`; never held across a system call
     queue: list[Slot]  # batch appends waiting for a leader to write them
@@ -91,11 +101,14 @@ class Durability:
             if len(self.queue) == self.awaited:  # the round the leader waits for is full
                 self.awaited = 0
                 self.queue[0].wake()
+        interrupt = None
         if not lead:
-            slot.wait()
+            interrupt = slot.wait()
             lead = slot.lead
         if lead:
             self._lead(slot)
+        if interrupt is not None:
+            raise interrupt
         if slot.error is not None:
             raise slot.error
         return slot.first
@@ -103,18 +116,30 @@ class Durability:
     def _lead(self, own: Slot) -> None:
         """Write and sync everything queued (`own` included), then wake the appenders served
         and hand the leadership to the first appender that queued meanwhile."""
-        self._gather(own)
-        with self.queue_lock:
-            served, self.queue = self.queue, []
-            self.last_served = len(served)
+        served: list[Slot] = []
         try:
+            self._gather(own)
+            with self.queue_lock:
+                served, self.queue = self.queue, []
+                self.last_served = len(served)
             self._commit(served)
+        except BaseException as exc:  # an interrupt (KeyboardInterrupt...): raised here only
+            unknown = DurabilityError(
+                f"{self.path}: a group commit was interrupted ({exc!r}); this append may or may"
+                " not be durable"
+            )
+            for slot in served:
+                slot.error = unknown
+            raise
         finally:
             with self.queue_lock:
+                if own in self.queue:  # interrupted before it took the queue
+                    self.queue.remove(own)
                 heir = self.queue[0] if self.queue else None
+                if heir is not None:
+                    heir.lead = True
                 self.leading = heir is not None
             if heir is not None:
-                heir.lead = True
                 heir.wake()
             for slot in served:
                 if slot is not own:
@@ -128,50 +153,63 @@ class Durability:
             if len(self.queue) >= self.last_served:
                 return
             self.awaited = self.last_served
-        # A wake that comes after the timeout leaves the gate open; `own` never waits on it again.
-        own.gate.acquire(timeout=min(self.last_sync * GATHER_FRACTION, GATHER_CAP))
-        with self.queue_lock:
-            self.awaited = 0
+        try:
+            # A wake after the timeout leaves the gate open; `own` never waits on it again.
+            own.gate.acquire(timeout=min(self.last_sync * GATHER_FRACTION, GATHER_CAP))
+        finally:
+            with self.queue_lock:
+                self.awaited = 0
 
     def _commit(self, slots: list[Slot]) -> None:
-        """Write `slots`, then fsync without `cond`; any failure becomes every slot's error."""
+        """Write `slots`, then fsync without `cond`; a failure becomes every slot's error."""
         try:
             with self.cond:
                 self.write_slots(slots)
                 ticket, fd = self.written, self.seg_fd
-                if self.synced >= ticket:
-                    return
                 self.syncing = True  # keeps `fd` open: closing it waits for `syncing` to clear
-            started = time.perf_counter()
-            try:
-                self.sync_file(fd)
-                error: OSError | None = None
-            except OSError as exc:
-                error = exc
-            self.last_sync = time.perf_counter() - started
-            with self.cond:
-                self.syncing = False
-                if error is not None:
-                    self._poison(error)
-                self.synced = max(self.synced, ticket)
-        except BaseException as exc:  # each appender served raises it
+        except Exception as exc:
             for slot in slots:
                 slot.error = exc
+            return
+        started = time.perf_counter()
+        failure: OSError | None = None
+        try:
+            self.sync_file(fd)
+        except OSError as exc:
+            failure = exc
+        except BaseException:
+            with self.cond:
+                self.syncing = False
+            raise
+        self.last_sync = time.perf_counter() - started
+        with self.cond:
+            self.syncing = False
+            if failure is not None:
+                self._poison(failure)
+            # Checked even when this fsync succeeded: another fsync of the file that failed
+            # meanwhile may have been the one told that these bytes were lost (Linux reports
+            # a write-back error once per open file).
+            error = self.poisoned
+            if error is None:
+                self.synced = max(self.synced, ticket)
+        for slot in slots:
+            slot.error = error
 
     def _sync(self, fd: int) -> None:
         try:
             self.sync_file(fd)
         except OSError as exc:
-            self._poison(exc)
+            raise self._poison(exc) from exc
 
-    def _poison(self, exc: OSError) -> None:
+    def _poison(self, exc: OSError) -> DurabilityError:
+        """Refuse every later append on this handle; return the error to raise."""
         path = self.segment_path(self.seg_first)
         self.poisoned = DurabilityError(
             f"fsync of {path} failed ({exc}); nothing more is acknowledged on this session"
             " until it is reopened"
         )
         self.cond.notify_all()
-        raise self.poisoned from exc
+        return self.poisoned
 
     def _wait_for_sync(self) -> None:
         # A group-commit leader fsyncs without `cond`: closing its descriptor under it would

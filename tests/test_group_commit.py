@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import errno
 import random
+import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -162,7 +164,7 @@ def test_a_power_cut_during_threaded_group_commit_keeps_every_acknowledged_appen
         for i in range(40):
             try:
                 journal.append("s", {"role": "user", "content": f"{t}:{i}"})
-            except PowerCut:
+            except (PowerCut, DurabilityError):  # the leader's thread saw the cut, the others this
                 return
             acked[t] = i + 1
 
@@ -180,3 +182,118 @@ def test_a_power_cut_during_threaded_group_commit_keeps_every_acknowledged_appen
         mine = [int(text.split(":")[1]) for text in texts[1:] if text.startswith(f"{t}:")]
         assert mine == list(range(len(mine)))
         assert acked[t] <= len(mine) <= acked[t] + 1
+
+
+class Interrupt(BaseException):
+    """Stands in for KeyboardInterrupt (which pytest would take as the user's own)."""
+
+
+class ScriptedSync(OsFileSystem):
+    """fsync by thread name: "late" waits for `go` (and says it started), "fails" raises EIO
+    and then lets "late" go, "interrupted" raises `Interrupt`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started, self.go = threading.Event(), threading.Event()
+
+    def sync(self, fd: int) -> None:
+        name = threading.current_thread().name
+        if name == "late":
+            self.started.set()
+            assert self.go.wait(30)
+        elif name == "fails":
+            self.go.set()
+            raise OSError(errno.EIO, "injected write-back error")
+        elif name == "interrupted":
+            raise Interrupt()
+        super().sync(fd)
+
+
+def in_thread(name: str, call: Callable[[], object]) -> tuple[threading.Thread, dict[str, object]]:
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = call()
+        except BaseException as exc:  # the outcome is what the test checks
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread, out
+
+
+def test_a_group_commit_is_not_acknowledged_when_another_fsync_of_the_file_failed_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # Linux reports a write-back error once per open file: the fsync that failed may have been
+    # the one told that the leader's bytes were lost, so the leader's own fsync proves nothing.
+    fs = ScriptedSync()
+    with Journal(tmp_path, durability="batch", fs=fs) as journal:
+        journal.append("s", {"role": "user", "content": "create"})
+        leader, led = in_thread("late", lambda: journal.append("s", {"role": "user", "content": "L"}))
+        assert fs.started.wait(30)  # the leader wrote and is in its fsync
+        other, always = in_thread(
+            "fails", lambda: journal.append("s", {"role": "user", "content": "A"}, durability="always")
+        )
+        for thread in (leader, other):
+            thread.join(30)
+        assert isinstance(always.get("error"), DurabilityError)
+        assert isinstance(led.get("error"), DurabilityError), led
+
+
+def test_an_interrupted_group_commit_leader_leaves_the_session_usable(tmp_path: Path) -> None:
+    fs = ScriptedSync()
+    journal = Journal(tmp_path, durability="batch", fs=fs)
+    journal.append("s", {"role": "user", "content": "create"})
+    thread, out = in_thread("interrupted", lambda: journal.append("s", {"role": "user", "content": "I"}))
+    thread.join(30)
+    assert isinstance(out.get("error"), Interrupt)  # raised in the leader's own thread
+    closing = threading.Thread(target=journal.close)
+    closing.start()
+    closing.join(30)  # liveness: the interrupted fsync does not leave the file marked in use
+    assert not closing.is_alive()
+    with Journal(tmp_path, durability="batch") as again:
+        again.append("s", {"role": "user", "content": "later"})
+    assert contents_of(tmp_path)[-1] == "later"
+
+
+def test_an_appender_interrupted_while_queued_still_takes_the_leadership_handed_to_it(
+    tmp_path: Path,
+) -> None:
+    fs = ScriptedSync()
+    journal = Journal(tmp_path, durability="batch", fs=fs)
+    journal.append("s", {"role": "user", "content": "create"})
+    leader, _ = in_thread("late", lambda: journal.append("s", {"role": "user", "content": "L"}))
+    assert fs.started.wait(30)  # the leader took the queue and is in its fsync
+    main = threading.get_ident()
+
+    def interrupt_main_once_queued() -> None:
+        while not journal._open["s"].queue:  # the main thread queued behind the leader
+            threading.Event().wait(0.001)
+        threading.Event().wait(0.05)  # and blocked on its gate
+        signal.pthread_kill(main, signal.SIGUSR1)
+        threading.Event().wait(0.05)
+        fs.go.set()
+
+    def handler(signum: int, frame: object) -> None:
+        raise Interrupt()
+
+    previous = signal.signal(signal.SIGUSR1, handler)
+    try:
+        threading.Thread(target=interrupt_main_once_queued).start()
+        with pytest.raises(Interrupt):
+            journal.append("s", {"role": "user", "content": "M"})
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    leader.join(30)
+    later, after = in_thread("later", lambda: journal.append("s", {"role": "user", "content": "later"}))
+    later.join(30)
+    assert after.get("result") is not None, after
+    journal.close()
+    assert contents_of(tmp_path) == ["create", "L", "M", "later"]  # M was led, then interrupted
+
+
+def contents_of(root: Path) -> list[str]:
+    with Journal(root) as journal:
+        return [r.data["content"] for r in journal.read("s") if r.kind == "message"]
