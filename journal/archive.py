@@ -9,9 +9,11 @@ and read in chunks through the `FileSystem`, so memory stays bounded by the chun
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import zstandard
 
@@ -22,10 +24,13 @@ from .fs import FileSystem, read_file
 from .manifest import Manifest
 from .record import SEAL, BadLine, Record, decode
 from .scan import Problem, scan
-from .snapshot import BadSnapshot, MessagesReader, decode_metadata
+from .snapshot import BadSnapshot, MessagesReader, decode_messages, decode_metadata
 from .state import SessionState, fold
 
 CHUNK_BYTES = 4 * 1024 * 1024
+# A messages.json up to this size is read with one read and decoded in memory; a bigger one is
+# streamed in chunks, so a 1 GB history is never held as bytes.
+WHOLE_FILE_BYTES = 64 * 1024 * 1024
 
 
 def file_chunks(fs: FileSystem, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -41,6 +46,32 @@ def file_chunks(fs: FileSystem, path: str, chunk_bytes: int = CHUNK_BYTES) -> It
             yield chunk
     finally:
         fs.close(fd)
+
+
+def small_file(fs: FileSystem, path: str, limit: int) -> bytes | None:
+    """The whole content of `path` if it holds at most `limit` bytes, else None."""
+    fd = fs.open(path, create=False, mode=0)
+    try:
+        size = fs.size(fd)
+        return fs.pread(fd, size, 0) if size <= limit else None
+    finally:
+        fs.close(fd)
+
+
+def read_messages(fs: FileSystem, path: str) -> tuple[list[Record], dict[str, Any]]:
+    """The records and trailer of a `messages.json`; raise `BadSnapshot`, `FileNotFoundError`.
+
+    Up to `WHOLE_FILE_BYTES` the file is decoded whole (`decode_messages`); a bigger file, or
+    one that is not in the layout `journal` writes, goes through the streaming
+    `MessagesReader`, whose verdict on such a file is the one that counts.
+    """
+    raw = small_file(fs, path, WHOLE_FILE_BYTES)
+    if raw is not None:
+        with contextlib.suppress(BadSnapshot):
+            return decode_messages(raw)
+        del raw  # the streaming reader reads again, in chunks
+    reader = MessagesReader(file_chunks(fs, path))
+    return list(reader.records()), reader.trailer
 
 
 class ArchiveWriter:
@@ -235,8 +266,7 @@ def _read_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> Ses
     path = os.path.join(session_path, manifest_mod.MESSAGES_FILE)
     meta_path = os.path.join(session_path, manifest_mod.METADATA_FILE)
     try:
-        reader = MessagesReader(file_chunks(fs, path))
-        messages = list(reader.records())
+        messages, trailer = read_messages(fs, path)
         raw = read_file(fs, meta_path)
         metadata = decode_metadata(raw) if raw is not None else None
     except FileNotFoundError:
@@ -245,8 +275,8 @@ def _read_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> Ses
         raise CorruptionError(path, 0, str(exc)) from None
     if metadata is None:
         raise CorruptionError(meta_path, 0, "snapshot named by compaction.json is missing")
-    if reader.trailer["journal_seq"] != manifest.snapshot_seq:
-        reason = f"covers seq {reader.trailer['journal_seq']}, compaction.json says {manifest.snapshot_seq}"
+    if trailer["journal_seq"] != manifest.snapshot_seq:
+        reason = f"covers seq {trailer['journal_seq']}, compaction.json says {manifest.snapshot_seq}"
         raise CorruptionError(path, 0, reason)
     return SessionState(
         messages=messages,

@@ -14,10 +14,10 @@ message is exactly one line inside the ``"messages"`` array:
     }
 
 so a writer appends one line per message (and can restart the array after a "clear") and a
-reader parses one line at a time: a 1 GB history is never held as one JSON document. Each
-line is the record's data plus the documented ``"timestamp"`` plus ``"_journal"`` holding the
-exact seq/ts/more, so the reader rebuilds the very `Record`s the log held. `session_id.json`
-and `metadata.json` are small and written whole.
+reader parses runs of whole lines, never one line at a time in Python: a 1 GB history is never
+held as one JSON document. Each line is the record's data plus the documented ``"timestamp"``
+plus ``"_journal"`` holding the exact seq/ts/more, so the reader rebuilds the very `Record`s
+the log held. `session_id.json` and `metadata.json` are small and written whole.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ HEAD = b'{\n  "messages": ['
 _ELEMENT_INDENT = b"\n    "
 _EMPTY_END = b'  "messages": [],'
 _ARRAY_END = b"  ],\n"
+# Parse this much of the array at a time: the objects orjson builds are still in the CPU cache
+# when they become records, and its working memory is reused instead of grown per file.
+REGION_BYTES = 256 * 1024
 
 
 class BadSnapshot(Exception):
@@ -103,12 +106,10 @@ def message_record(message: Any) -> Record:
     """The `Record` a parsed message of messages.json stands for; raise `BadSnapshot`."""
     try:
         exact = message.pop(JOURNAL_KEY)
-        seq, ts = exact["seq"], exact["ts"]
-        if type(seq) is not int or type(ts) is not float:  # the common case skips conversion
-            seq, ts = int(seq), float(ts)
+        seq, ts = int(exact["seq"]), float(exact["ts"])  # an int and a float come back as they are
     except (KeyError, TypeError, ValueError, AttributeError):
         raise BadSnapshot(f"not a journal message: {str(message)[:80]!r}") from None
-    if len(exact) == 2:  # just seq and ts: the usual line
+    if len(exact) == 2:  # just seq and ts: a message appended alone
         message.pop("timestamp", None)
         return Record(seq, ts, MESSAGE, message)
     if "data" in exact:
@@ -117,7 +118,55 @@ def message_record(message: Any) -> Record:
         if not exact.get("keeps_timestamp"):
             message.pop("timestamp", None)
         data = message
-    return Record(seq=seq, ts=ts, kind=MESSAGE, data=data, more=int(exact.get("more", 0)))
+    # Positional: with keywords a call takes 0.32 us instead of 0.14, and every message of a
+    # batch (a "more" count) comes this way.
+    return Record(seq, ts, MESSAGE, data, int(exact.get("more", 0)))
+
+
+def decode_messages(raw: bytes, region_bytes: int = REGION_BYTES) -> tuple[list[Record], dict[str, Any]]:
+    """The records and the trailer of a whole `messages.json` held in memory; raise
+    `BadSnapshot` for anything but the layout `journal` writes with at least one message (the
+    caller then lets `MessagesReader` decide, as it does for files too big to hold).
+
+    The array is parsed in regions of about `region_bytes` cut after a line's comma, each with
+    one `orjson.loads` and no copy but the region's own; the array's end is looked for from the
+    file's end, where the short trailer puts it.
+    """
+    end = raw.rfind(b"\n" + _ARRAY_END)  # the newline that ends the last message line
+    if not raw.startswith(HEAD + b"\n") or end < len(HEAD):
+        raise BadSnapshot("messages.json does not start with the journal layout")
+    trailer = decode_trailer(raw[end + 1 + len(_ARRAY_END) :])
+    records: list[Record] = []
+    for region in _array_regions(raw, len(HEAD), end, region_bytes):
+        try:
+            messages = orjson.loads(region)
+        except orjson.JSONDecodeError:
+            raise BadSnapshot("messages.json holds a line that is not JSON") from None
+        records += [message_record(message) for message in messages]
+    return records, trailer
+
+
+def _array_regions(raw: bytes, start: int, end: int, region_bytes: int) -> Iterator[bytes]:
+    """The message lines between `start` and `end` as JSON arrays of about `region_bytes`,
+    each cut at a line's closing comma. A cut inside a message (which `journal` never writes
+    over several lines) leaves a region that is not JSON, never a wrong one."""
+    view = memoryview(raw)
+    while start < end:
+        cut = raw.find(b",\n", start + region_bytes, end)
+        cut = end if cut == -1 else cut
+        yield b"".join((b"[", view[start:cut], b"]"))
+        start = cut + 1
+
+
+def decode_trailer(rest: bytes) -> dict[str, Any]:
+    """The fields after the messages array (`rest` is what follows its closing line)."""
+    try:
+        trailer = orjson.loads(b"{" + rest)
+    except orjson.JSONDecodeError:
+        raise BadSnapshot("messages.json has no valid trailer") from None
+    if not isinstance(trailer, dict) or not isinstance(trailer.get("journal_seq"), int):
+        raise BadSnapshot("messages.json has no journal_seq")
+    return trailer
 
 
 def separator(index: int) -> bytes:
@@ -228,13 +277,7 @@ class MessagesReader:
         return rest, second.rstrip() == _EMPTY_END
 
     def _read_trailer(self, rest: bytes) -> None:
-        try:
-            trailer = orjson.loads(b"{" + rest + b"".join(self._chunks))
-        except orjson.JSONDecodeError:
-            raise BadSnapshot("messages.json has no valid trailer") from None
-        if not isinstance(trailer, dict) or not isinstance(trailer.get("journal_seq"), int):
-            raise BadSnapshot("messages.json has no journal_seq")
-        self.trailer = trailer
+        self.trailer = decode_trailer(rest + b"".join(self._chunks))
 
 
 def agent_id(metadata: dict[str, Any]) -> Any:
