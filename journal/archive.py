@@ -21,6 +21,7 @@ from . import manifest as manifest_mod
 from . import naming
 from .errors import CorruptionError, RecoveryWarning, UnsupportedFormatError
 from .fs import FileSystem, read_file
+from .gcpause import gc_paused
 from .manifest import Manifest
 from .record import SEAL, BadLine, Record, decode
 from .scan import Problem, scan
@@ -67,7 +68,7 @@ def read_messages(fs: FileSystem, path: str) -> tuple[list[Record], dict[str, An
     """
     raw = small_file(fs, path, WHOLE_FILE_BYTES)
     if raw is not None:
-        with contextlib.suppress(BadSnapshot):
+        with contextlib.suppress(BadSnapshot), gc_paused():
             return decode_messages(raw)
         del raw  # the streaming reader reads again, in chunks
     reader = MessagesReader(file_chunks(fs, path))

@@ -37,6 +37,7 @@ from typing import Any
 
 from .compaction import CompactionReport, CompactionResult
 from .errors import InvalidRecordError, JournalError
+from .gcpause import gc_paused
 from .native import Journal
 from .session_data import SessionData, SessionMessage, iso_time, window_start
 from .state import SessionState
@@ -185,7 +186,8 @@ class DefaultSessionStore:
             return []
         records = state.messages
         start = window_start([_role(r.data) for r in records], max_messages) if max_messages else 0
-        return [llm_message(r.data) for r in records[start:]]
+        with gc_paused():
+            return [llm_message(r.data) for r in records[start:]]
 
     def session_exists(self, session_id: str) -> bool:
         return self._journal.exists(session_id)

@@ -1,8 +1,11 @@
 """Reading messages.json: the in-memory decoder gives what the streaming reader gives, or
-leaves the verdict to it."""
+leaves the verdict to it; the collector pause it runs under is undone whatever happens."""
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 
 from journal import archive
 from journal.fs import OsFileSystem
+from journal.gcpause import gc_paused
 from journal.record import MESSAGE, Record
 from journal.snapshot import BadSnapshot, MessagesReader, decode_message, decode_messages, encode_messages
 
@@ -117,3 +121,52 @@ def test_a_journal_field_of_another_json_type_is_converted_as_before() -> None:
     record = decode_message(b'{"role":"user","_journal":{"seq":true,"ts":2,"more":3}}')
     assert record == Record(1, 2.0, MESSAGE, {"role": "user"}, 3)
     assert type(record.seq) is int and type(record.ts) is float
+
+
+# -- the collector pause -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def collector_on() -> Iterator[None]:
+    was = gc.isenabled()
+    gc.enable()
+    yield
+    if not was:
+        gc.disable()
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_gc_paused_turns_the_collector_off_inside_and_back_on_after_even_on_error() -> None:
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ValueError), gc_paused():
+        raise ValueError
+    assert gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_gc_paused_leaves_a_collector_the_program_turned_off_off() -> None:
+    gc.disable()
+    with gc_paused():
+        pass
+    assert not gc.isenabled()
+
+
+@pytest.mark.usefixtures("collector_on")
+def test_overlapping_pauses_of_two_threads_end_when_the_last_one_does() -> None:
+    inside, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        with gc_paused():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other)
+    with gc_paused():
+        thread.start()
+        assert inside.wait(10)
+    assert not gc.isenabled()  # the other thread is still paused
+    release.set()
+    thread.join(10)
+    assert gc.isenabled()
