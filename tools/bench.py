@@ -1,6 +1,6 @@
 """Append benchmarks for journal, each measured side by side with its baseline in one run.
 
-Usage: python tools/bench.py [--quick] [--dir DIR]
+Usage: python tools/bench.py [--quick] [--dir DIR] [--only appends|history|latency] [--reps N]
 
 Every figure is a median over interleaved repetitions (journal, baseline, journal, ...) so the
 noise of a shared 2-core machine hits both sides alike; the ratios are what to compare.
@@ -256,53 +256,68 @@ def side_by_side(reps: int, ours: Callable[[], float], base: Callable[[], float]
     return statistics.median(mine), statistics.median(theirs)
 
 
+SECTIONS = ("appends", "history", "latency")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    parser.add_argument("--only", choices=SECTIONS, action="append", help="run only this part (repeatable)")
+    parser.add_argument("--reps", type=int, default=None, help="interleaved repetitions (default 7, quick 3)")
     args = parser.parse_args()
-    reps = 3 if args.quick else 7
-    n_none, n_sync = (20_000, 200) if args.quick else (100_000, 500)
+    reps = args.reps or (3 if args.quick else 7)
+    sections = args.only or SECTIONS
     base = tempfile.mkdtemp(dir=args.dir)
-    records = 20_000 if args.quick else 100_000
-    print(f"journal append benchmarks, {reps} interleaved repetitions, dir {base}")
+    print(f"journal benchmarks ({', '.join(sections)}), {reps} interleaved repetitions, dir {base}")
     try:
-        ours, raw = side_by_side(
-            reps, lambda: journal_rate(base, "none", n_none), lambda: raw_rate(base, False, n_none)
-        )
-        show("none", ours, "raw orjson+xxh3+write loop", raw, "target >= 0.2x and >= 80,000/s")
-        ours, raw = side_by_side(
-            reps, lambda: journal_rate(base, "always", n_sync), lambda: raw_rate(base, True, n_sync)
-        )
-        show("always", ours, "raw write+fdatasync loop", raw, "target >= 0.8x")
-        ours, one = side_by_side(
-            reps,
-            lambda: batch_threads_rate(base, 8, n_sync // 4),
-            lambda: journal_rate(base, "always", n_sync),
-        )
-        show("batch, 8 threads", ours, "always, 1 thread", one, "target >= 4x")
-        ceiling, raw = side_by_side(
-            reps, lambda: raw_group_commit_rate(base, 8, n_sync // 4), lambda: raw_rate(base, True, n_sync)
-        )
-        show(
-            "raw group commit, 8 threads", ceiling, "raw write+fdatasync loop", raw, "the ceiling: no target"
-        )
-        ours, one = side_by_side(
-            3,
-            lambda: batch_processes_rate(base, 8, n_sync // 4),
-            lambda: journal_rate(base, "always", n_sync),
-        )
-        show("batch, 8 processes", ours, "always, 1 thread", one, "no target; for comparison")
-        cold, warm, load = history_read(base, 10_000, reps)
-        print(f"get_chat_history, 10,000 compacted messages: cold {cold:.1f} ms ({cold / load:.2f}x),")
-        print(
-            f"  warm {warm:.1f} ms ({warm / load:.2f}x) vs json.load of one file {load:.1f} ms (target <= 1x)"
-        )
-        first, last = latency_growth(base, records)
-        print(f"latency of one append ('none'): first 100 median {first:.1f} us,")
-        print(f"  last 100 of {records:,} median {last:.1f} us: ratio {last / first:.2f}x (target <= 1.3x)")
+        if "appends" in sections:
+            appends(base, reps, args.quick)
+        if "history" in sections:
+            cold, warm, load = history_read(base, 10_000, reps)
+            print(f"get_chat_history, 10,000 compacted messages: cold {cold:.1f} ms ({cold / load:.2f}x),")
+            print(
+                f"  warm {warm:.1f} ms ({warm / load:.2f}x) vs json.load of one file {load:.1f} ms"
+                " (target <= 1x)"
+            )
+        if "latency" in sections:
+            records = 20_000 if args.quick else 100_000
+            first, last = latency_growth(base, records)
+            print(f"latency of one append ('none'): first 100 median {first:.1f} us,")
+            print(
+                f"  last 100 of {records:,} median {last:.1f} us: ratio {last / first:.2f}x (target <= 1.3x)"
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def appends(base: str, reps: int, quick: bool) -> None:
+    """The append rates of each durability mode, each against its baseline."""
+    n_none, n_sync = (20_000, 200) if quick else (100_000, 500)
+    ours, raw = side_by_side(
+        reps, lambda: journal_rate(base, "none", n_none), lambda: raw_rate(base, False, n_none)
+    )
+    show("none", ours, "raw orjson+xxh3+write loop", raw, "target >= 0.2x and >= 80,000/s")
+    ours, raw = side_by_side(
+        reps, lambda: journal_rate(base, "always", n_sync), lambda: raw_rate(base, True, n_sync)
+    )
+    show("always", ours, "raw write+fdatasync loop", raw, "target >= 0.8x")
+    ours, one = side_by_side(
+        reps,
+        lambda: batch_threads_rate(base, 8, n_sync // 4),
+        lambda: journal_rate(base, "always", n_sync),
+    )
+    show("batch, 8 threads", ours, "always, 1 thread", one, "target >= 4x")
+    ceiling, raw = side_by_side(
+        reps, lambda: raw_group_commit_rate(base, 8, n_sync // 4), lambda: raw_rate(base, True, n_sync)
+    )
+    show("raw group commit, 8 threads", ceiling, "raw write+fdatasync loop", raw, "the ceiling: no target")
+    ours, one = side_by_side(
+        3,
+        lambda: batch_processes_rate(base, 8, n_sync // 4),
+        lambda: journal_rate(base, "always", n_sync),
+    )
+    show("batch, 8 processes", ours, "always, 1 thread", one, "no target; for comparison")
 
 
 def show(label: str, ours: float, base_label: str, base: float, target: str) -> None:
