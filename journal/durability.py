@@ -94,24 +94,50 @@ class Durability:
     def group_commit(self, items: list[tuple[str, bytes]]) -> int:
         """`batch`: queue `items`, return their first seq once an fsync covers them."""
         slot = Slot(items)
-        with self.queue_lock:
-            self.queue.append(slot)
-            lead = not self.leading
-            self.leading = True
-            if len(self.queue) == self.awaited:  # the round the leader waits for is full
-                self.awaited = 0
-                self.queue[0].wake()
-        interrupt = None
-        if not lead:
-            interrupt = slot.wait()
-            lead = slot.lead
-        if lead:
-            self._lead(slot)
+        try:
+            interrupt = self._join(slot)
+            if slot.lead:
+                self._lead(slot)
+        except BaseException:  # an interrupt: no later appender may wait on this one
+            self._withdraw(slot)
+            raise
         if interrupt is not None:
             raise interrupt
         if slot.error is not None:
             raise slot.error
         return slot.first
+
+    def _join(self, slot: Slot) -> BaseException | None:
+        """Queue `slot` and wait until it leads (`slot.lead`) or has its outcome; return an
+        interrupt that came while it waited, for the caller to raise when done."""
+        with self.queue_lock:
+            self.queue.append(slot)
+            if not self.leading:
+                self.leading = slot.lead = True
+            if len(self.queue) == self.awaited:  # the round the leader waits for is full
+                self.awaited = 0
+                self.queue[0].wake()
+        return None if slot.lead else slot.wait()
+
+    def _withdraw(self, slot: Slot) -> None:
+        """Take `slot` out of the queue and pass on a leadership it holds."""
+        with self.queue_lock:
+            if slot in self.queue:
+                self.queue.remove(slot)
+            if not slot.lead:
+                return
+            slot.lead = False
+        self._pass_leadership()
+
+    def _pass_leadership(self) -> None:
+        """Make the first appender queued the leader, or record that no one leads."""
+        with self.queue_lock:
+            heir = self.queue[0] if self.queue else None
+            if heir is not None:
+                heir.lead = True
+            self.leading = heir is not None
+        if heir is not None:
+            heir.wake()
 
     def _lead(self, own: Slot) -> None:
         """Write and sync everything queued (`own` included), then wake the appenders served
@@ -135,12 +161,8 @@ class Durability:
             with self.queue_lock:
                 if own in self.queue:  # interrupted before it took the queue
                     self.queue.remove(own)
-                heir = self.queue[0] if self.queue else None
-                if heir is not None:
-                    heir.lead = True
-                self.leading = heir is not None
-            if heir is not None:
-                heir.wake()
+                own.lead = False
+            self._pass_leadership()
             for slot in served:
                 if slot is not own:
                     slot.wake()

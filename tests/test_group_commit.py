@@ -19,6 +19,7 @@ import pytest
 from simdisk import PowerCut, SimDisk
 
 from journal import DurabilityError, Journal
+from journal.durability import Slot
 from journal.fs import OsFileSystem
 
 THREADS = 8
@@ -297,3 +298,32 @@ def test_an_appender_interrupted_while_queued_still_takes_the_leadership_handed_
 def contents_of(root: Path) -> list[str]:
     with Journal(root) as journal:
         return [r.data["content"] for r in journal.read("s") if r.kind == "message"]
+
+
+def test_an_appender_interrupted_before_it_waits_is_taken_out_of_the_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An interrupt that lands after the append queued but before its shielded wait began: the
+    # leader must not hand the leadership to a slot whose thread has gone.
+    fs = ScriptedSync()
+    journal = Journal(tmp_path, durability="batch", fs=fs)
+    journal.append("s", {"role": "user", "content": "create"})
+    leader, _ = in_thread("late", lambda: journal.append("s", {"role": "user", "content": "L"}))
+    assert fs.started.wait(30)  # the leader took the queue and is in its fsync
+    shielded_wait = Slot.wait
+
+    def interrupted_wait(slot: Slot) -> BaseException | None:
+        if threading.current_thread() is threading.main_thread():
+            raise Interrupt()
+        return shielded_wait(slot)
+
+    monkeypatch.setattr(Slot, "wait", interrupted_wait)
+    with pytest.raises(Interrupt):
+        journal.append("s", {"role": "user", "content": "M"})
+    fs.go.set()
+    leader.join(30)
+    later, after = in_thread("later", lambda: journal.append("s", {"role": "user", "content": "later"}))
+    later.join(30)
+    assert after.get("result") is not None, after
+    journal.close()
+    assert contents_of(tmp_path) == ["create", "L", "later"]  # M never reached the disk
