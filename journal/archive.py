@@ -64,7 +64,8 @@ def read_messages(fs: FileSystem, path: str) -> tuple[list[Record], dict[str, An
 
     Up to `WHOLE_FILE_BYTES` the file is decoded whole (`decode_messages`); a bigger file, or
     one that is not in the layout `journal` writes, goes through the streaming
-    `MessagesReader`, whose verdict on such a file is the one that counts.
+    `MessagesReader`. Both give the same records for every file both read; a hand-edited file
+    that is still valid JSON but not one message per line may read whole and not streamed.
     """
     raw = small_file(fs, path, WHOLE_FILE_BYTES)
     if raw is not None:

@@ -127,8 +127,9 @@ def build(
             if base.snapshot_seq:
                 _copy_previous_messages(fs, path, base.snapshot_seq, out)
         except CorruptionError:
-            # The previous snapshot was edited or damaged: start from the archives instead
-            # (load_snapshot warns, and raises if retention left no way to rebuild it).
+            # The previous snapshot was edited or damaged: re-encode what it reads as (or, if
+            # it does not read, what load_snapshot rebuilds from the archives with a warning;
+            # it raises if retention left no way to rebuild it).
             out.restart()
             previous = load_snapshot(fs, path, base)
             fold = _Fold(out, base, previous.metadata)
@@ -161,16 +162,24 @@ def _previous_metadata(fs: FileSystem, path: str, base: Manifest) -> dict[str, A
 
 
 def _copy_previous_messages(fs: FileSystem, path: str, snapshot_seq: int, out: _MessagesFile) -> None:
-    """The previous snapshot's message lines, copied verbatim (never parsed)."""
+    """The previous snapshot's message lines, copied verbatim (never parsed). A file whose
+    lines are not one message each (a message re-indented by hand still reads as JSON) raises
+    `CorruptionError`, so the caller re-encodes what it reads instead of copying fragments."""
     messages_path = os.path.join(path, mf.MESSAGES_FILE)
     reader = snapshot.MessagesReader(file_chunks(fs, messages_path))
+    copied = 0
     try:
         for line in reader.lines():
+            if not (line.startswith(b"{") and line.endswith(b"}")):
+                raise snapshot.BadSnapshot("a message spans several lines")
             out.add(line)
+            copied += 1
     except snapshot.BadSnapshot as exc:
         raise CorruptionError(messages_path, 0, str(exc)) from None
     if reader.trailer.get("journal_seq") != snapshot_seq:
         raise CorruptionError(messages_path, 0, "previous snapshot does not match compaction.json")
+    if reader.trailer.get("total_messages") != copied:
+        raise CorruptionError(messages_path, 0, "previous snapshot's lines are not one message each")
 
 
 def _fold_segment(handle: SessionLog, first: int, seq: int, level: int, fold: _Fold, built: Built) -> int:

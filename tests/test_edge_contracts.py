@@ -229,6 +229,39 @@ def test_an_edited_messages_json_is_rebuilt_from_the_archives_and_rewritten(tmp_
     assert len(json.loads(snapshot.read_text())["messages"]) == 6
 
 
+def test_a_message_re_indented_by_hand_is_re_encoded_by_the_next_compaction(tmp_path: Path) -> None:
+    # It still reads as JSON, so it is no damage; but copying its lines verbatim would write
+    # fragments of it as messages.
+    with Journal(tmp_path) as journal:
+        journal.append_many(SID, [msg(f"m{n}") for n in range(3)])
+        journal.compact(SID)
+    snapshot = tmp_path / SID / "messages.json"
+    lines = snapshot.read_text().split("\n")
+    lines[3] = json.dumps(json.loads(lines[3].rstrip(",")), indent=2).replace("\n", "\n      ") + ","
+    snapshot.write_text("\n".join(lines))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing is rebuilt from the archives: nothing needs it
+        with Journal(tmp_path) as journal:
+            journal.append(SID, msg("m3"))
+            assert journal.compact(SID).compacted
+            assert journal.verify(SID).ok
+    with Journal(tmp_path) as journal:
+        assert [m.data["content"] for m in journal.state(SID).messages] == ["m0", "m1", "m2", "m3"]  # type: ignore[union-attr]
+    assert len(snapshot.read_text().splitlines()) == 2 + 4 + 5  # head, one line a message, trailer
+
+
+def test_a_snapshot_line_with_a_bad_batch_count_is_damage_not_a_crash(tmp_path: Path) -> None:
+    with Journal(tmp_path) as journal:
+        journal.append(SID, msg("m0"))
+        journal.append(SID, msg("m1"))
+        journal.compact(SID)
+    snapshot = tmp_path / SID / "messages.json"
+    snapshot.write_bytes(snapshot.read_bytes().replace(b'"seq":1,', b'"seq":1,"more":"x",'))
+    with Journal(tmp_path) as journal, pytest.warns(RecoveryWarning, match="rebuilt from the archives"):
+        state = journal.state(SID)
+    assert state is not None and [m.data["content"] for m in state.messages] == ["m0", "m1"]
+
+
 def test_one_unreadable_session_does_not_hide_the_others_from_list_sessions(tmp_path: Path) -> None:
     with DefaultSessionStore(tmp_path) as store:
         store.add_message("a", "user", "hello")

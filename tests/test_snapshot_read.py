@@ -154,11 +154,11 @@ def test_gc_paused_leaves_a_collector_the_program_turned_off_off() -> None:
 
 
 @pytest.mark.usefixtures("collector_on")
-def test_overlapping_pauses_of_two_threads_end_when_the_last_one_does() -> None:
+def test_pauses_never_nest_so_reads_of_several_threads_cannot_keep_the_collector_off() -> None:
     inside, release = threading.Event(), threading.Event()
 
     def other() -> None:
-        with gc_paused():
+        with gc_paused():  # begins during the main thread's pause: runs without its own
             inside.set()
             release.wait(10)
 
@@ -166,7 +166,8 @@ def test_overlapping_pauses_of_two_threads_end_when_the_last_one_does() -> None:
     with gc_paused():
         thread.start()
         assert inside.wait(10)
-    assert not gc.isenabled()  # the other thread is still paused
+        assert not gc.isenabled()
+    assert gc.isenabled()  # back on although the other thread is still inside
     release.set()
     thread.join(10)
     assert gc.isenabled()
