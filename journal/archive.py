@@ -4,7 +4,9 @@ Strategy: an archive is one zstd frame (content size and checksum in the frame h
 trailer) whose content is the segment's bytes, verbatim: every line keeps its xxh3 checksum,
 so `verify` checks an archive with the same `scan` as a live segment and never has to trust
 the snapshot, and the stock ``zstd -d`` gives back the original file. Archives are written
-and read in chunks through the `FileSystem`, so memory stays bounded by the chunk size.
+and read in chunks through the `FileSystem`, so memory stays bounded by the chunk size. A
+`messages.json` of up to 64 MiB (`WHOLE_FILE_BYTES`) is read whole and decoded in memory; a
+bigger one is streamed.
 """
 
 from __future__ import annotations

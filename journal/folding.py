@@ -4,7 +4,9 @@ Strategy: one streaming pass. The previous snapshot's message lines are copied v
 parsed); then each closed segment is read in chunks that feed its zstd archive and, split into
 lines, a fold that mirrors `SessionState.apply` but sends each message straight to the new
 `messages.json` (truncated back to its head at a "clear"). Memory stays bounded by the chunk
-and flush sizes however long the history is. Every file is fsynced before step 3 may commit
+and flush sizes however long the history is. (A previous snapshot that is not one message per
+line, or does not read, is re-encoded from the history it reads as or the archives rebuild:
+that rare path holds the history in memory.) Every file is fsynced before step 3 may commit
 it; nothing of the live session is touched, so a failure here only leaves orphan temps.
 """
 

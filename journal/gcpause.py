@@ -1,4 +1,5 @@
-"""`gc_paused`: CPython's cyclic garbage collector held off while many objects are built.
+"""`gc_paused`: CPython's cyclic garbage collector held off while many objects are built:
+while a snapshot is decoded, and while a history is mapped to LLM messages.
 
 Strategy: the collector runs after every few hundred container objects allocated, and now and
 then walks every object of the process. Decoding a 10,000-message snapshot allocates tens of

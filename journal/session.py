@@ -6,7 +6,8 @@ and is reopened; if the active segment grew, the new bytes (another process's ap
 dead writer's torn tail) are scanned, a torn tail is cut and quarantined, corruption raises,
 and a seal record moves the handle to the next segment. Only then is anything written. The
 lock is released before fsync so other processes can append while this one waits on the disk;
-in `batch` mode threads of one process share each fsync (leader/follower group commit).
+in `batch` mode threads of one process share each write and fsync (flat-combining group
+commit, in durability.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Pure encode/decode of the compaction snapshot files (FORMAT.md, "Compaction"). No I/O here.
 
-Strategy: `messages.json` is written and read as a stream. Its layout is fixed so that every
+Strategy: `messages.json` is written as a stream. Its layout is fixed so that every
 message is exactly one line inside the ``"messages"`` array:
 
     {
@@ -14,10 +14,12 @@ message is exactly one line inside the ``"messages"`` array:
     }
 
 so a writer appends one line per message (and can restart the array after a "clear") and a
-reader parses runs of whole lines, never one line at a time in Python: a 1 GB history is never
-held as one JSON document. Each line is the record's data plus the documented ``"timestamp"``
-plus ``"_journal"`` holding the exact seq/ts/more, so the reader rebuilds the very `Record`s
-the log held. `session_id.json` and `metadata.json` are small and written whole.
+reader parses runs of whole lines, never one line at a time in Python: `decode_messages` cuts
+a file held in memory into regions of about 256 KiB, and `MessagesReader` streams a file too
+big to hold, so a 1 GB history is never held as one JSON document. Each line is the record's
+data plus the documented ``"timestamp"`` plus ``"_journal"`` holding the exact seq/ts/more, so
+the reader rebuilds the very `Record`s the log held. `session_id.json` and `metadata.json` are
+small and written whole.
 """
 
 from __future__ import annotations
