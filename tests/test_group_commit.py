@@ -259,14 +259,21 @@ def test_an_interrupted_group_commit_leader_leaves_the_session_usable(tmp_path: 
     assert contents_of(tmp_path)[-1] == "later"
 
 
+def leader_in_its_fsync(root: Path) -> tuple[ScriptedSync, Journal, threading.Thread]:
+    """A `batch` journal whose leader (appending "L") took the queue and waits in its fsync
+    until `fs.go` is set."""
+    fs = ScriptedSync()
+    journal = Journal(root, durability="batch", fs=fs)
+    journal.append("s", {"role": "user", "content": "create"})
+    leader, _ = in_thread("late", lambda: journal.append("s", {"role": "user", "content": "L"}))
+    assert fs.started.wait(30)
+    return fs, journal, leader
+
+
 def test_an_appender_interrupted_while_queued_still_takes_the_leadership_handed_to_it(
     tmp_path: Path,
 ) -> None:
-    fs = ScriptedSync()
-    journal = Journal(tmp_path, durability="batch", fs=fs)
-    journal.append("s", {"role": "user", "content": "create"})
-    leader, _ = in_thread("late", lambda: journal.append("s", {"role": "user", "content": "L"}))
-    assert fs.started.wait(30)  # the leader took the queue and is in its fsync
+    fs, journal, leader = leader_in_its_fsync(tmp_path)
     main = threading.get_ident()
 
     def interrupt_main_once_queued() -> None:
@@ -305,11 +312,7 @@ def test_an_appender_interrupted_before_it_waits_is_taken_out_of_the_queue(
 ) -> None:
     # An interrupt that lands after the append queued but before its shielded wait began: the
     # leader must not hand the leadership to a slot whose thread has gone.
-    fs = ScriptedSync()
-    journal = Journal(tmp_path, durability="batch", fs=fs)
-    journal.append("s", {"role": "user", "content": "create"})
-    leader, _ = in_thread("late", lambda: journal.append("s", {"role": "user", "content": "L"}))
-    assert fs.started.wait(30)  # the leader took the queue and is in its fsync
+    fs, journal, leader = leader_in_its_fsync(tmp_path)
     shielded_wait = Slot.wait
 
     def interrupted_wait(slot: Slot) -> BaseException | None:
