@@ -103,6 +103,21 @@ class JournalCrashMachine(RuleBasedStateMachine):
         assert self.journal is not None
         return self.journal
 
+    def append_faulted(self, append: Callable[[], object]) -> bool | None:
+        """Run `append` with the injected fault, then clear it; whether it raised
+        `DurabilityError`, or None once checked that a poisoned writer refused it."""
+        try:
+            append()
+            raised = False
+        except DurabilityError:
+            raised = True
+        finally:
+            self.disk.clear_faults()
+        if self.poisoned:
+            check(raised, "an append was acknowledged after a failed fsync, before recovery")
+            return None
+        return raised
+
     def step(self, name: str) -> None:
         STATS["steps"] += 1
         STATS[f"rule {name}"] += 1
@@ -310,15 +325,8 @@ class JournalCrashMachine(RuleBasedStateMachine):
         (msg,) = self.next_messages([size])
         failed = self.disk.syncs_failed
         self.disk.fail_sync(after)
-        try:
-            self.j.append(SESSION, msg)
-            raised = False
-        except DurabilityError:
-            raised = True
-        finally:
-            self.disk.clear_faults()
-        if self.poisoned:
-            check(raised, "an append was acknowledged after a failed fsync, before recovery")
+        raised = self.append_faulted(lambda: self.j.append(SESSION, msg))
+        if raised is None:
             return
         if self.disk.syncs_failed == failed:  # no fsync happened (`none` mode): no fault either
             check(not raised, "an append failed though no fault was injected")
@@ -336,15 +344,8 @@ class JournalCrashMachine(RuleBasedStateMachine):
         msgs = self.next_messages(sizes)
         failed = self.disk.appends_failed
         self.disk.fail_append(0, written)
-        try:
-            self.j.append_many(SESSION, msgs)
-            raised = False
-        except DurabilityError:
-            raised = True
-        finally:
-            self.disk.clear_faults()
-        if self.poisoned:
-            check(raised, "an append was acknowledged after a failed fsync, before recovery")
+        raised = self.append_faulted(lambda: self.j.append_many(SESSION, msgs))
+        if raised is None:
             return
         if self.disk.appends_failed == failed:  # every write fitted (`written` >= its size)
             check(not raised, "an append failed though no fault was injected")
