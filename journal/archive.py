@@ -27,7 +27,7 @@ from .gcpause import gc_paused
 from .manifest import Manifest
 from .record import SEAL, BadLine, Record, decode
 from .scan import Problem, scan
-from .snapshot import BadSnapshot, MessagesReader, decode_messages, decode_metadata
+from .snapshot import BadSnapshot, Lines, MessagesReader, decode_lines, decode_messages, decode_metadata
 from .state import SessionState, fold
 
 CHUNK_BYTES = 4 * 1024 * 1024
@@ -76,6 +76,20 @@ def read_messages(fs: FileSystem, path: str) -> tuple[list[Record], dict[str, An
         del raw  # the streaming reader reads again, in chunks
     reader = MessagesReader(file_chunks(fs, path))
     return list(reader.records()), reader.trailer
+
+
+def read_lines(
+    fs: FileSystem, path: str, chat: list[dict[str, Any]] | None
+) -> tuple[Lines, dict[str, Any]] | None:
+    """The lines and trailer of a `messages.json` of up to `WHOLE_FILE_BYTES` by
+    `decode_lines` (filling `chat`, if given); None if it must be read the strict way, by
+    `read_messages`: too big, or not every line as journal writes it. Raise
+    `FileNotFoundError`."""
+    raw = small_file(fs, path, WHOLE_FILE_BYTES)
+    if raw is not None:
+        with contextlib.suppress(BadSnapshot), gc_paused():
+            return decode_lines(raw, chat=chat)
+    return None
 
 
 class ArchiveWriter:
@@ -245,15 +259,17 @@ def _verify_messages(fs: FileSystem, path: str, snapshot_seq: int) -> list[Probl
     return []
 
 
-def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> SessionState:
+def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest, chat: bool = False) -> SessionState:
     """The `SessionState` at `manifest.snapshot_seq`, from messages.json and metadata.json.
+    With `chat`, for `get_chat_history`, the state holds the snapshot as `lines` and `chat`
+    when messages.json is as journal writes it, and records otherwise.
 
     The snapshot is a view people and scripts may touch; if it no longer reads as journal
     wrote it, the state is rebuilt from the archives (the log's own bytes) with a warning,
     and the next compaction writes the view again.
     """
     try:
-        return _read_snapshot(fs, session_path, manifest)
+        return _read_snapshot(fs, session_path, manifest, chat)
     except CorruptionError as exc:
         if manifest.pruned_through:  # retention removed records only the snapshot still has
             raise
@@ -266,11 +282,19 @@ def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> Sess
         return state
 
 
-def _read_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> SessionState:
+def _read_snapshot(fs: FileSystem, session_path: str, manifest: Manifest, chat: bool) -> SessionState:
     path = os.path.join(session_path, manifest_mod.MESSAGES_FILE)
     meta_path = os.path.join(session_path, manifest_mod.METADATA_FILE)
+    messages: list[Record] = []
+    lines: Lines | None = None
+    view: list[dict[str, Any]] | None = [] if chat else None
     try:
-        messages, trailer = read_messages(fs, path)
+        fast = read_lines(fs, path, view) if chat else None
+        if fast is not None:
+            lines, trailer = fast
+        else:
+            view = None
+            messages, trailer = read_messages(fs, path)
         raw = read_file(fs, meta_path)
         metadata = decode_metadata(raw) if raw is not None else None
     except FileNotFoundError:
@@ -288,4 +312,6 @@ def _read_snapshot(fs: FileSystem, session_path: str, manifest: Manifest) -> Ses
         created_at=manifest.created_at,
         updated_at=manifest.updated_at,
         last_seq=manifest.snapshot_seq,
+        lines=lines,
+        chat=view,
     )

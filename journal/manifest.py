@@ -32,7 +32,8 @@ MESSAGES_FILE = "messages.json"
 SESSION_INFO_FILE = "session_id.json"
 METADATA_FILE = "metadata.json"
 SNAPSHOT_FILES = (MESSAGES_FILE, SESSION_INFO_FILE, METADATA_FILE)
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: messages.json may hold the "_journal" stamp string (FORMAT.md)
+READABLE_FORMATS = frozenset({1, MANIFEST_FORMAT})
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def decode(raw: bytes, path: str) -> Manifest:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise CorruptionError(path, 0, "compaction manifest is not JSON") from None
-    if not isinstance(body, dict) or body.get("format") != MANIFEST_FORMAT:
+    if not isinstance(body, dict) or body.get("format") not in READABLE_FORMATS:
         raise UnsupportedFormatError(path, body.get("format") if isinstance(body, dict) else None)
     try:
         manifest = Manifest(

@@ -186,6 +186,11 @@ class Journal:
         """The session's current messages and metadata, or None if it does not exist."""
         return self._with_log(session_id, False, lambda log: log.current_state() if log else None)
 
+    def _chat_state(self, session_id: str) -> SessionState | None:
+        """`state`, plus `chat` when the state had to be read from the snapshot now: for
+        `DefaultSessionStore.get_chat_history`, which then needs no pass of its own."""
+        return self._with_log(session_id, False, lambda log: log.current_state(chat=True) if log else None)
+
     def exists(self, session_id: str) -> bool:
         path = self.session_path(session_id)
         return self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is not None

@@ -20,11 +20,11 @@ if TYPE_CHECKING:
     from .session import SessionLog
 
 
-def advance_state(log: SessionLog) -> None:
+def advance_state(log: SessionLog, chat: bool = False) -> None:
     """Fold every record not folded yet into `log.state`; start from the snapshot after a
-    compaction."""
+    compaction (with `chat`, decoding the snapshot also makes the state's `chat`)."""
     if log.state.last_seq < log.manifest.snapshot_seq:  # compacted: start from the snapshot
-        log.state = archive.load_snapshot(log.fs, log.path, log.manifest)
+        log.state = archive.load_snapshot(log.fs, log.path, log.manifest, chat)
     seg, offset, seq = log.reader
     while True:
         active = seg == log.seg_first

@@ -394,17 +394,18 @@ class SessionLog(Durability):
 
     # -- reading -----------------------------------------------------------------------------
 
-    def current_state(self) -> SessionState:
-        """The folded state through every record on disk; parses only bytes not seen before."""
+    def current_state(self, chat: bool = False) -> SessionState:
+        """The folded state through every record on disk; parses only bytes not seen before.
+        With `chat`, a snapshot read now also gives the state's `chat` (see `SessionState`)."""
         with self.cond:
             self.lock()
             try:
-                reader.advance_state(self)
+                reader.advance_state(self, chat)
             finally:
                 self.unlock()
             # Copied under `cond`: a copy taken after it is released could catch another
             # thread's catch-up half way, e.g. a replace batch's "clear" without its messages.
-            return self.state.copy()
+            return self.state.hand_off(chat)
 
     def read(self, start: int) -> list[Record]:
         """Every record with seq >= start, through the last one on disk."""

@@ -35,6 +35,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from .chat import llm_message, message_role
 from .compaction import CompactionReport, CompactionResult
 from .errors import InvalidRecordError, JournalError
 from .gcpause import gc_paused
@@ -181,13 +182,17 @@ class DefaultSessionStore:
                 history is never truncated.
         """
         window_start([], max_messages)  # check the argument even for an unknown session
-        state = self._journal.state(session_id)
+        state = self._journal._chat_state(session_id)
         if state is None:
             return []
-        records = state.messages
-        start = window_start([_role(r.data) for r in records], max_messages) if max_messages else 0
+        if state.chat is not None and not max_messages:  # made by a cold read, for this call
+            return state.chat
+        views = state.views()
+        start = window_start([message_role(v) for v in views], max_messages) if max_messages else 0
+        if state.chat is not None:
+            return state.chat[start:]
         with gc_paused():
-            return [llm_message(r.data) for r in records[start:]]
+            return [llm_message(view) for view in views[start:]]
 
     def session_exists(self, session_id: str) -> bool:
         return self._journal.exists(session_id)
@@ -308,21 +313,3 @@ def _message_from_dict(index: int, item: Any) -> dict[str, Any]:
         item.get("tool_calls"),
         item.get("tool_call_id"),
     )
-
-
-def llm_message(data: Any) -> dict[str, Any]:
-    """What `SessionMessage.from_record(r).to_llm_message()` gives, without the objects: this
-    runs once per message of every `get_chat_history`."""
-    if not isinstance(data, dict):
-        return {"role": "user", "content": ""}
-    message = {"role": data.get("role", "user"), "content": data.get("content", "")}
-    if data.get("tool_calls"):
-        message["tool_calls"] = data["tool_calls"]
-    if data.get("tool_call_id") is not None:
-        message["tool_call_id"] = data["tool_call_id"]
-    return message
-
-
-def _role(data: Any) -> str:
-    role = data.get("role") if isinstance(data, dict) else None
-    return role if isinstance(role, str) else "user"

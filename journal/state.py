@@ -12,7 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .chat import llm_message
+from .gcpause import gc_paused
 from .record import CLEAR, LOST, MESSAGE, META, SEAL, Record
+from .snapshot import Lines
 
 
 @dataclass
@@ -24,6 +27,14 @@ class SessionState:
     created_at: float | None = None
     updated_at: float | None = None
     last_seq: int = 0
+    # Internal, for `get_chat_history` (never in a state `Journal.state` returns):
+    # - `lines`: the snapshot's message lines as parsed and checked (snapshot.decode_lines),
+    #   not yet made into records: the messages are those lines, then `messages`. Never
+    #   changed in place, so copies share it.
+    # - `chat`: `llm_message` of every message, made while the snapshot was parsed (one pass
+    #   over data still in the CPU cache, not two) and handed to the first `hand_off`.
+    lines: Lines | None = None
+    chat: list[dict[str, Any]] | None = None
 
     def apply(self, record: Record) -> None:
         self.last_seq = record.seq
@@ -34,19 +45,39 @@ class SessionState:
         self.updated_at = record.ts
         if record.kind == MESSAGE:
             self.messages.append(record)
+            if self.chat is not None:
+                self.chat.append(llm_message(record.data))
         elif record.kind == CLEAR:
-            self.messages = []
+            self.messages, self.lines = [], None
+            if self.chat is not None:
+                self.chat = []
         elif record.kind == META:
             merge_metadata(self.metadata, record.data)
 
-    def copy(self) -> SessionState:
+    def hand_off(self, chat: bool = False) -> SessionState:
+        """A copy for a caller, whose lists it may change. The copy takes `chat` (its dicts
+        are handed out once, so no two callers ever share them). Without `chat` the snapshot
+        lines are made into records first, here, so later copies find them made."""
+        if self.lines is not None and not chat:
+            with gc_paused():
+                self.messages = self.lines.records() + self.messages
+            self.lines = None
+        taken, self.chat = self.chat, None
         return SessionState(
             messages=list(self.messages),
             metadata=dict(self.metadata),
             created_at=self.created_at,
             updated_at=self.updated_at,
             last_seq=self.last_seq,
+            lines=self.lines,
+            chat=taken,
         )
+
+    def views(self) -> list[Any]:
+        """What each message reads as for its role, content and tool fields, in order: its
+        data, or for a snapshot line one that reads the same (`snapshot.Lines`)."""
+        views = self.lines.views if self.lines is not None else []
+        return views + [record.data for record in self.messages]
 
 
 def merge_metadata(metadata: dict[str, Any], fields: Any) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -250,16 +251,34 @@ def test_a_message_re_indented_by_hand_is_re_encoded_by_the_next_compaction(tmp_
     assert len(snapshot.read_text().splitlines()) == 2 + 4 + 5  # head, one line a message, trailer
 
 
-def test_a_snapshot_line_with_a_bad_batch_count_is_damage_not_a_crash(tmp_path: Path) -> None:
+BAD_BATCH_COUNTS = {
+    "object form": rb'"_journal":{"seq":1,"ts":\1,"more":"x"}',
+    "stamp form": rb'"_journal":"1,\1,x"',
+}
+
+
+@pytest.mark.parametrize("damage", BAD_BATCH_COUNTS)
+@pytest.mark.parametrize("reader", ["state", "get_chat_history"])
+def test_a_snapshot_line_with_a_bad_batch_count_is_damage_not_a_crash(
+    tmp_path: Path, damage: str, reader: str
+) -> None:
     with Journal(tmp_path) as journal:
         journal.append(SID, msg("m0"))
         journal.append(SID, msg("m1"))
         journal.compact(SID)
     snapshot = tmp_path / SID / "messages.json"
-    snapshot.write_bytes(snapshot.read_bytes().replace(b'"seq":1,', b'"seq":1,"more":"x",'))
-    with Journal(tmp_path) as journal, pytest.warns(RecoveryWarning, match="rebuilt from the archives"):
-        state = journal.state(SID)
-    assert state is not None and [m.data["content"] for m in state.messages] == ["m0", "m1"]
+    damaged = re.sub(rb'"_journal":"1,([0-9.]+)"', BAD_BATCH_COUNTS[damage], snapshot.read_bytes())
+    assert damaged != snapshot.read_bytes()
+    snapshot.write_bytes(damaged)
+    with (
+        DefaultSessionStore(tmp_path) as store,
+        pytest.warns(RecoveryWarning, match="rebuilt from the archives"),
+    ):
+        if reader == "state":
+            state = store.journal.state(SID)
+            assert state is not None and [m.data["content"] for m in state.messages] == ["m0", "m1"]
+        else:
+            assert [m["content"] for m in store.get_chat_history(SID)] == ["m0", "m1"]
 
 
 def test_one_unreadable_session_does_not_hide_the_others_from_list_sessions(tmp_path: Path) -> None:
