@@ -167,13 +167,13 @@ def test_a_cold_history_is_the_history_the_records_give_before_and_after_either_
     tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[Any, ...]], window: int
 ) -> None:
     root = tmp_path_factory.mktemp("store")
-    store = DefaultSessionStore(root, compact_on_close=False)
+    store = DefaultSessionStore(root)
     _run(store, ops)
-    store.journal.close()
+    store.journal.close()  # not store.close(): that would compact
     with Journal(root) as journal:
         state = journal.state(SID)
     expected = [llm_message(r.data) for r in state.messages] if state else []
-    with DefaultSessionStore(root, compact_on_close=False) as cold:
+    with DefaultSessionStore(root) as cold:
         assert cold.get_chat_history(SID) == expected  # cold: from the lines
         assert cold.get_chat_history(SID) == expected  # warm: the same lines, viewed
         assert cold.get_chat_history(SID, max_messages=window) == cold.get_session(SID).get_chat_history(
@@ -182,7 +182,7 @@ def test_a_cold_history_is_the_history_the_records_give_before_and_after_either_
         again = cold.journal.state(SID)
         assert (again.messages if again else []) == (state.messages if state else [])
         assert cold.get_chat_history(SID) == expected  # warm: from the records made meanwhile
-    with DefaultSessionStore(root, compact_on_close=False) as cold:
+    with DefaultSessionStore(root) as cold:
         assert cold.get_chat_history(SID, max_messages=window) == cold.get_session(SID).get_chat_history(
             window
         )

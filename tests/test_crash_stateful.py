@@ -25,6 +25,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from simdisk import PowerCut, SimDisk
 
 from journal import CorruptionError, DurabilityError, Journal, RecoveryWarning
+from journal.chat import llm_message
 from journal.record import LOST, SEAL
 
 ROOT = "/store"
@@ -200,6 +201,14 @@ class JournalCrashMachine(RuleBasedStateMachine):
             return
         check([m.data for m in state.messages] == messages, "state() messages differ from read()")
         check(state.metadata == metadata, "state() metadata differs from read()")
+        fresh = self.open_journal()  # the cold read of get_chat_history: lines, not records
+        try:
+            cold = fresh._chat_state(SESSION)
+            assert cold is not None
+            chat = cold.chat if cold.chat is not None else [llm_message(v) for v in cold.views()]
+            check(chat == [llm_message(m) for m in messages], "a cold chat read differs from read()")
+        finally:
+            fresh.close()
 
     # -- rules: writing ----------------------------------------------------------------------
 
