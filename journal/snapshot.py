@@ -163,6 +163,23 @@ def _stamped_record(message: dict[str, Any], stamp: str) -> Record:
     return Record(int(seq), float(ts), MESSAGE, message, int(more) if more else 0)
 
 
+def message_records(messages: list[Any]) -> list[Record]:
+    """`message_record` of each parsed message. A run whose stamps are all valid strings
+    (`_joined_stamps`: one regex for all of them) has their numbers parsed by one `orjson.loads`
+    instead of a regex and three conversions a line."""
+    joined = _joined_stamps(messages)
+    if joined is None:
+        return [message_record(message) for message in messages]
+    stamps = orjson.loads("[[" + joined.replace("\n", "],[") + "]]")  # "seq,ts[,more]" each
+    return [_stamped(message, stamp) for message, stamp in zip(messages, stamps, strict=True)]
+
+
+def _stamped(message: dict[str, Any], stamp: list[Any]) -> Record:
+    del message[JOURNAL_KEY]
+    message.pop("timestamp", None)
+    return Record(stamp[0], stamp[1], MESSAGE, message, stamp[2] if len(stamp) == 3 else 0)
+
+
 def decode_messages(raw: bytes, region_bytes: int = REGION_BYTES) -> tuple[list[Record], dict[str, Any]]:
     """The records and the trailer of a whole `messages.json` held in memory; raise
     `BadSnapshot` for anything but the layout `journal` writes with at least one message (the
@@ -170,7 +187,7 @@ def decode_messages(raw: bytes, region_bytes: int = REGION_BYTES) -> tuple[list[
     regions, trailer = _parsed_regions(raw, region_bytes)
     records: list[Record] = []
     for messages in regions:
-        records += [message_record(message) for message in messages]
+        records += message_records(messages)
     return records, trailer
 
 
@@ -186,7 +203,7 @@ class Lines:
 
     def records(self) -> list[Record]:
         """The `Record` each line stands for; the lines are left as they are."""
-        return [message_record(dict(line)) for line in self.lines]
+        return message_records([dict(line) for line in self.lines])
 
 
 def decode_lines(
@@ -201,7 +218,8 @@ def decode_lines(
     lines: list[dict[str, Any]] = []
     views: list[Any] = []
     for messages in regions:
-        region_views = messages if _all_stamped(messages) else [line_view(message) for message in messages]
+        stamped = _joined_stamps(messages) is not None
+        region_views = messages if stamped else [line_view(message) for message in messages]
         if chat is not None:
             chat += [llm_message(view) for view in region_views]
         lines += messages
@@ -209,19 +227,18 @@ def decode_lines(
     return Lines(lines, views), trailer
 
 
-def _all_stamped(messages: list[Any]) -> bool:
-    """Whether every line is a dict whose "_journal" is a valid stamp string: then each line
-    is its own view. One regex over the region's stamps joined by newlines, so about 40 ns a
-    line instead of `line_view`'s 300 (a stamp holding a newline breaks the count)."""
+def _joined_stamps(messages: list[Any]) -> str | None:
+    """The stamps of `messages` joined by newlines if every one is a valid stamp string, else
+    None. One regex over all of them (about 0.2 us a line instead of `line_view`'s 0.3 and
+    `_stamped_record`'s 0.7); a stamp holding a newline breaks the count. Only a dict takes a
+    string key (orjson makes no other mapping), so each message is a dict."""
     try:
-        stamps = "\n".join([message[JOURNAL_KEY] for message in messages])
+        joined = "\n".join([message[JOURNAL_KEY] for message in messages])
     except (KeyError, TypeError, IndexError):
-        return False
-    return (
-        stamps.count("\n") == len(messages) - 1
-        and _STAMPS.fullmatch(stamps) is not None
-        and all(type(message) is dict for message in messages)
-    )
+        return None
+    if joined.count("\n") != len(messages) - 1 or _STAMPS.fullmatch(joined) is None:
+        return None
+    return joined
 
 
 def line_view(line: Any) -> Any:
@@ -361,8 +378,7 @@ class MessagesReader:
                 messages = orjson.loads(b"[" + body + b"]")
             except orjson.JSONDecodeError:
                 raise BadSnapshot("messages.json holds a line that is not JSON") from None
-            for message in messages:
-                yield message_record(message)
+            yield from message_records(messages)
 
     def _regions(self) -> Iterator[bytes]:
         """Runs of whole message lines (with their commas and newlines), then the trailer."""

@@ -72,6 +72,29 @@ def test_a_ts_that_does_not_print_as_plain_decimals_keeps_the_object_stamp() -> 
     assert decode_message(encode_message(record)) == record
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+            st.integers(0, 10**9 - 1),
+            st.integers(1, 10**18),
+        ),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_a_run_of_stamps_converted_at_once_gives_what_each_stamp_gives_alone(
+    stamps: list[tuple[float, int, int]],
+) -> None:
+    records = [Record(seq, ts, MESSAGE, {"role": "user", "content": "x"}, more) for ts, more, seq in stamps]
+    whole = encode_messages(records, 1.5, 99)
+    lines = [line.strip().rstrip(b",") for line in whole.split(b"\n")[2 : 2 + len(records)]]
+    assert [decode_message(line) for line in lines] == records  # a regex and conversions a line
+    assert decode_messages(whole)[0] == records  # one regex and one orjson.loads a region
+    assert streamed(whole) == records
+
+
 # -- decode_lines gives what the records give ----------------------------------------------------
 
 
