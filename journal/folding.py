@@ -167,8 +167,9 @@ _OBJECT_STAMP = b'"_journal":{"seq":'
 
 
 def _copy_previous_messages(fs: FileSystem, path: str, snapshot_seq: int, out: _MessagesFile) -> None:
-    """The previous snapshot's message lines, copied verbatim (parsed only to rewrite a stamp
-    format 1 wrote as an object). A file whose lines are not one message each (a message
+    """The previous snapshot's message lines, copied verbatim; a line whose stamp is an
+    object is decoded and encoded again, which gives a stamp string where the data allows one
+    (format 1 wrote every stamp as an object). A file whose lines are not one message each (a message
     re-indented by hand still reads as JSON) raises `CorruptionError`, so the caller
     re-encodes what it reads instead of copying fragments."""
     messages_path = os.path.join(path, mf.MESSAGES_FILE)

@@ -401,6 +401,11 @@ class SessionLog(Durability):
             self.lock()
             try:
                 reader.advance_state(self, chat)
+            except BaseException:
+                # The state may hold part of what was read, and the cursor not: folding it
+                # again would repeat those records. The next use reopens the session.
+                self.broken = True
+                raise
             finally:
                 self.unlock()
             # Copied under `cond`: a copy taken after it is released could catch another

@@ -32,9 +32,10 @@ class SessionState:
     #   not yet made into records: the messages are those lines, then `messages`. Never
     #   changed in place, so copies share it.
     # - `chat`: `llm_message` of every message, made while the snapshot was parsed (one pass
-    #   over data still in the CPU cache, not two) and handed to the first `hand_off`.
-    lines: Lines | None = None
-    chat: list[dict[str, Any]] | None = None
+    #   over data still in the CPU cache, not two) and handed to the first `hand_off`
+    #   that asks for it; any other drops it.
+    lines: Lines | None = field(default=None, repr=False, compare=False)
+    chat: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def apply(self, record: Record) -> None:
         self.last_seq = record.seq
@@ -54,15 +55,8 @@ class SessionState:
         elif record.kind == META:
             merge_metadata(self.metadata, record.data)
 
-    def hand_off(self, chat: bool = False) -> SessionState:
-        """A copy for a caller, whose lists it may change. The copy takes `chat` (its dicts
-        are handed out once, so no two callers ever share them). Without `chat` the snapshot
-        lines are made into records first, here, so later copies find them made."""
-        if self.lines is not None and not chat:
-            with gc_paused():
-                self.messages = self.lines.records() + self.messages
-            self.lines = None
-        taken, self.chat = self.chat, None
+    def copy(self) -> SessionState:
+        """A copy whose lists and metadata can be changed without touching this state."""
         return SessionState(
             messages=list(self.messages),
             metadata=dict(self.metadata),
@@ -70,8 +64,21 @@ class SessionState:
             updated_at=self.updated_at,
             last_seq=self.last_seq,
             lines=self.lines,
-            chat=taken,
         )
+
+    def hand_off(self, chat: bool = False) -> SessionState:
+        """Internal: a `copy` for a reader. With `chat` (for `get_chat_history`) the copy
+        takes `chat`, handed out once so no two callers share its dicts, and keeps `lines`.
+        Without, the snapshot lines are made into records first, here, so later copies find
+        them made, and the copy is what `Journal.state` documents."""
+        if self.lines is not None and not chat:
+            with gc_paused():
+                self.messages = self.lines.records() + self.messages
+            self.lines = None
+        taken, self.chat = self.chat, None
+        copy = self.copy()
+        copy.chat = taken if chat else None
+        return copy
 
     def views(self) -> list[Any]:
         """What each message reads as for its role, content and tool fields, in order: its

@@ -4,6 +4,7 @@ stamp of format 1 both read."""
 
 from __future__ import annotations
 
+import errno
 import re
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from journal import DefaultSessionStore, Journal, UnsupportedFormatError
+from journal import DefaultSessionStore, Journal, UnsupportedFormatError, reader
 from journal.chat import llm_message
 from journal.record import MESSAGE, Record
 from journal.snapshot import (
@@ -25,6 +26,7 @@ from journal.snapshot import (
     encode_message,
     encode_messages,
 )
+from journal.state import SessionState
 
 SID = "chat"
 DATA: list[Any] = [
@@ -283,3 +285,46 @@ def test_a_manifest_of_a_format_this_version_does_not_know_is_refused_clearly(tm
     manifest.write_bytes(orjson.dumps({**orjson.loads(manifest.read_bytes()), "format": 3}))
     with Journal(tmp_path) as journal, pytest.raises(UnsupportedFormatError):
         journal.state(SID)
+
+
+def test_a_read_that_fails_half_way_neither_repeats_records_nor_leaks_its_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Journal(tmp_path, segment_bytes=200) as journal:
+        for i in range(3):
+            journal.append(SID, {"role": "user", "content": f"a{i}"})
+        journal.compact(SID)
+        for i in range(6):  # several closed segments after the snapshot
+            journal.append(SID, {"role": "user", "content": f"b{i}"})
+    truth = [f"a{i}" for i in range(3)] + [f"b{i}" for i in range(6)]
+    real, calls = reader.records_in, []
+
+    def fails_once(*args: Any) -> Any:
+        calls.append(args[1])
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "transient read error")
+        return real(*args)
+
+    monkeypatch.setattr(reader, "records_in", fails_once)
+    store = DefaultSessionStore(tmp_path, segment_bytes=200)
+    with pytest.raises(OSError):
+        store.get_chat_history(SID)
+    state = store.journal.state(SID)
+    assert state is not None and state.chat is None
+    assert [r.data["content"] for r in state.messages] == truth
+    assert [m["content"] for m in store.get_chat_history(SID)] == truth
+    store.journal.close()
+
+
+def test_only_a_chat_reader_takes_the_chat_and_only_once() -> None:
+    whole = encode_messages(ONE, 1.5, 3)
+    chat: list[dict[str, Any]] = []
+    lines, _ = decode_lines(whole, 1 << 20, chat)
+    state = SessionState(lines=lines, chat=chat, last_seq=3)
+    plain = state.hand_off()
+    assert plain.chat is None and plain.lines is None and plain.messages == ONE
+    assert state.chat is None  # dropped: a later chat reader must not get dicts made before
+    state = SessionState(lines=lines, chat=list(chat), last_seq=3)
+    first, second = state.hand_off(chat=True), state.hand_off(chat=True)
+    assert first.chat == chat and second.chat is None
+    assert first.lines is lines and first.messages == []  # the lines stay lines
