@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from journal import DefaultSessionStore, Journal, UnsupportedFormatError, reader
+from journal import DefaultSessionStore, Journal, UnsupportedFormatError, archive, reader
 from journal.chat import llm_message
 from journal.record import MESSAGE, Record
 from journal.snapshot import (
@@ -328,3 +328,16 @@ def test_only_a_chat_reader_takes_the_chat_and_only_once() -> None:
     first, second = state.hand_off(chat=True), state.hand_off(chat=True)
     assert first.chat == chat and second.chat is None
     assert first.lines is lines and first.messages == []  # the lines stay lines
+
+
+def test_a_snapshot_too_big_to_read_whole_is_streamed_into_records_for_a_cold_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with DefaultSessionStore(tmp_path) as store:
+        store.set_chat_history(SID, [{"role": "user", "content": f"m{i}"} for i in range(50)])
+    monkeypatch.setattr(archive, "WHOLE_FILE_BYTES", 100)
+    monkeypatch.setattr(archive, "CHUNK_BYTES", 64)
+    with DefaultSessionStore(tmp_path) as store:
+        state = store.journal._chat_state(SID)
+        assert state is not None and state.lines is None and state.chat is None  # records instead
+        assert [m["content"] for m in store.get_chat_history(SID)] == [f"m{i}" for i in range(50)]
