@@ -163,15 +163,12 @@ def _previous_metadata(fs: FileSystem, path: str, base: Manifest) -> dict[str, A
     return snapshot.decode_metadata(raw)
 
 
-_OBJECT_STAMP = b'"_journal":{"seq":'
-
-
 def _copy_previous_messages(fs: FileSystem, path: str, snapshot_seq: int, out: _MessagesFile) -> None:
-    """The previous snapshot's message lines, copied verbatim; a line whose stamp is an
-    object is decoded and encoded again, which gives a stamp string where the data allows one
-    (format 1 wrote every stamp as an object). A file whose lines are not one message each (a message
-    re-indented by hand still reads as JSON) raises `CorruptionError`, so the caller
-    re-encodes what it reads instead of copying fragments."""
+    """The previous snapshot's message lines, copied verbatim but for stamp objects, which
+    are encoded again (`snapshot.copyable_line`). A line whose stamp does not read, or a file
+    whose lines are not one message each (a message re-indented by hand still reads as JSON),
+    raises `CorruptionError`, so the caller re-encodes what the snapshot reads as instead of
+    carrying damage or fragments forward."""
     messages_path = os.path.join(path, mf.MESSAGES_FILE)
     reader = snapshot.MessagesReader(file_chunks(fs, messages_path))
     copied = 0
@@ -179,9 +176,7 @@ def _copy_previous_messages(fs: FileSystem, path: str, snapshot_seq: int, out: _
         for line in reader.lines():
             if not (line.startswith(b"{") and line.endswith(b"}")):
                 raise snapshot.BadSnapshot("a message spans several lines")
-            if _OBJECT_STAMP in line:  # as format 1 wrote every line: a string if it can be
-                line = snapshot.encode_message(snapshot.decode_message(line))
-            out.add(line)
+            out.add(snapshot.copyable_line(line))
             copied += 1
     except snapshot.BadSnapshot as exc:
         raise CorruptionError(messages_path, 0, str(exc)) from None

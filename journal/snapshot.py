@@ -39,9 +39,10 @@ from .record import MESSAGE, Record
 JOURNAL_KEY = "_journal"
 # The stamp "<seq>,<ts>[,<more>]" (FORMAT.md): seq and more as in the log grammar, ts as orjson
 # prints a float in plain decimals.
-_STAMP_SHAPE = r"[1-9][0-9]{0,18},-?[0-9]{1,17}\.[0-9]{1,17}(?:,[1-9][0-9]{0,8})?"
-_STAMP = re.compile(r"([1-9][0-9]{0,18}),(-?[0-9]{1,17}\.[0-9]{1,17})(?:,([1-9][0-9]{0,8}))?")
+_STAMP_SHAPE = r"[1-9][0-9]{0,18},-?(?:0|[1-9][0-9]{0,16})\.[0-9]{1,17}(?:,[1-9][0-9]{0,8})?"
+_STAMP = re.compile(r"([1-9][0-9]{0,18}),(-?(?:0|[1-9][0-9]{0,16})\.[0-9]{1,17})(?:,([1-9][0-9]{0,8}))?")
 _STAMP_BYTES = re.compile(_STAMP_SHAPE.encode())
+_STRING_STAMP_KEY = b',"_journal":"'
 _STAMPS = re.compile(f"(?:{_STAMP_SHAPE}\n)*{_STAMP_SHAPE}")
 _EXACT_KEYS = frozenset({"seq", "ts", "more", "keeps_timestamp", "data"})
 HEAD = b'{\n  "messages": ['
@@ -119,6 +120,21 @@ def splice_message(payload: bytes, seq: int, ts: float, more: int) -> bytes | No
     return payload[:-1] + (b"," if payload[1:-1].strip() else b"") + keys
 
 
+def copyable_line(line: bytes) -> bytes:
+    """A message line of the previous snapshot as the next one holds it: as it is if it ends
+    in a valid stamp string (checked without parsing the line), encoded again if its stamp is
+    an object (format 1 wrote every stamp so: this gives a string where the data allows one).
+    Raise `BadSnapshot` if its stamp does not read, so damage is not carried forward."""
+    at = line.rfind(_STRING_STAMP_KEY)
+    if (
+        at >= 0
+        and line.endswith(b'"}')
+        and _STAMP_BYTES.fullmatch(line, at + len(_STRING_STAMP_KEY), len(line) - 2)
+    ):
+        return line
+    return encode_message(decode_message(line))
+
+
 def decode_message(line: bytes) -> Record:
     """The `Record` a line of `encode_message` stands for; raise `BadSnapshot`."""
     try:
@@ -168,9 +184,12 @@ def message_records(messages: list[Any]) -> list[Record]:
     (`_joined_stamps`: one regex for all of them) has their numbers parsed by one `orjson.loads`
     instead of a regex and three conversions a line."""
     joined = _joined_stamps(messages)
-    if joined is None:
+    try:  # the stamps' numbers are JSON numbers ("seq,ts[,more]" each): parse them as such
+        stamps = None if joined is None else orjson.loads("[[" + joined.replace("\n", "],[") + "]]")
+    except orjson.JSONDecodeError:  # not if the grammar holds; then let each line decide
+        stamps = None
+    if stamps is None:
         return [message_record(message) for message in messages]
-    stamps = orjson.loads("[[" + joined.replace("\n", "],[") + "]]")  # "seq,ts[,more]" each
     return [_stamped(message, stamp) for message, stamp in zip(messages, stamps, strict=True)]
 
 

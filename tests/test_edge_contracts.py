@@ -251,15 +251,16 @@ def test_a_message_re_indented_by_hand_is_re_encoded_by_the_next_compaction(tmp_
     assert len(snapshot.read_text().splitlines()) == 2 + 4 + 5  # head, one line a message, trailer
 
 
-BAD_BATCH_COUNTS = {
-    "object form": rb'"_journal":{"seq":1,"ts":\1,"more":"x"}',
-    "stamp form": rb'"_journal":"1,\1,x"',
+BAD_STAMPS = {
+    "a bad batch count, object form": rb'"_journal":{"seq":1,"ts":\1,"more":"x"}',
+    "a bad batch count, stamp form": rb'"_journal":"1,\1,x"',
+    "a ts with a leading zero": rb'"_journal":"1,0\1"',
 }
 
 
-@pytest.mark.parametrize("damage", BAD_BATCH_COUNTS)
+@pytest.mark.parametrize("damage", BAD_STAMPS)
 @pytest.mark.parametrize("reader", ["state", "get_chat_history"])
-def test_a_snapshot_line_with_a_bad_batch_count_is_damage_not_a_crash(
+def test_a_snapshot_line_with_a_bad_stamp_is_damage_not_a_crash(
     tmp_path: Path, damage: str, reader: str
 ) -> None:
     with Journal(tmp_path) as journal:
@@ -267,7 +268,7 @@ def test_a_snapshot_line_with_a_bad_batch_count_is_damage_not_a_crash(
         journal.append(SID, msg("m1"))
         journal.compact(SID)
     snapshot = tmp_path / SID / "messages.json"
-    damaged = re.sub(rb'"_journal":"1,([0-9.]+)"', BAD_BATCH_COUNTS[damage], snapshot.read_bytes())
+    damaged = re.sub(rb'"_journal":"1,([0-9.]+)"', BAD_STAMPS[damage], snapshot.read_bytes())
     assert damaged != snapshot.read_bytes()
     snapshot.write_bytes(damaged)
     with (
@@ -331,3 +332,22 @@ def test_a_store_never_closed_leaves_messages_json_current_at_exit(tmp_path: Pat
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
     data = json.loads((tmp_path / "chat" / "messages.json").read_text())
     assert [m["content"] for m in data["messages"]] == ["hello", "hi"]
+
+
+@pytest.mark.parametrize("damage", BAD_STAMPS)
+def test_a_compaction_does_not_carry_a_bad_stamp_into_the_next_snapshot(tmp_path: Path, damage: str) -> None:
+    with Journal(tmp_path) as journal:
+        journal.append(SID, msg("m0"))
+        journal.append(SID, msg("m1"))
+        journal.compact(SID)
+    snapshot = tmp_path / SID / "messages.json"
+    snapshot.write_bytes(re.sub(rb'"_journal":"1,([0-9.]+)"', BAD_STAMPS[damage], snapshot.read_bytes()))
+    with Journal(tmp_path) as journal, pytest.warns(RecoveryWarning, match="rebuilt from the archives"):
+        journal.append(SID, msg("m2"))
+        assert journal.compact(SID).compacted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the new snapshot reads as journal wrote it
+        with DefaultSessionStore(tmp_path) as store:
+            assert [m["content"] for m in store.get_chat_history(SID)] == ["m0", "m1", "m2"]
+            state = store.journal.state(SID)
+            assert state is not None and [m.data["content"] for m in state.messages] == ["m0", "m1", "m2"]
