@@ -44,6 +44,9 @@ class Journal:
         max_record_bytes: payloads larger than this are refused.
         lock_timeout: seconds to wait for a session lock before `LockTimeout`.
         max_open_sessions: sessions kept open at once (two file descriptors each).
+        max_cached_messages: messages the open sessions may hold in memory, their folded
+            states together (each message's data, about its JSON size or more); past it the
+            least recently used sessions are closed, and read again when next used.
         file_mode, dir_mode: permissions of new files and directories.
         fs: the file system; tests pass a simulated disk.
         compaction: when to compact, compression level, archive retention (`CompactionPolicy`).
@@ -63,6 +66,7 @@ class Journal:
         max_record_bytes: int = 16 * 1024 * 1024,
         lock_timeout: float = 30.0,
         max_open_sessions: int = 256,
+        max_cached_messages: int = 250_000,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
         fs: FileSystem | None = None,
@@ -71,14 +75,18 @@ class Journal:
         compact_on_close: bool = False,
     ) -> None:
         _check_durability(durability)
-        if segment_bytes < 1 or max_record_bytes < 1 or max_open_sessions < 1:
-            raise ValueError("segment_bytes, max_record_bytes and max_open_sessions must be positive")
+        if min(segment_bytes, max_record_bytes, max_open_sessions, max_cached_messages) < 1:
+            raise ValueError(
+                "segment_bytes, max_record_bytes, max_open_sessions and max_cached_messages must be positive"
+            )
         if not isinstance(lock_timeout, (int, float)) or not 0 <= lock_timeout < float("inf"):
             raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}")
         self.root = os.fspath(root)
         self.options = Options(durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode)
         self.fs: FileSystem = fs if fs is not None else OsFileSystem()
         self._max_open = max_open_sessions
+        self._max_cached = max_cached_messages
+        self._cached = 0  # the sum of `counted` over the open sessions
         self._open: OrderedDict[str, SessionLog] = OrderedDict()
         self._poisoned: dict[str, DurabilityError] = {}
         self._lock = threading.Lock()
@@ -184,12 +192,19 @@ class Journal:
 
     def state(self, session_id: str) -> SessionState | None:
         """The session's current messages and metadata, or None if it does not exist."""
-        return self._with_log(session_id, False, lambda log: log.current_state() if log else None)
+        return self._with_log(session_id, False, lambda log: self._read_state(log, False))
 
     def _chat_state(self, session_id: str) -> SessionState | None:
         """`state`, plus `chat` when the state had to be read from the snapshot now: for
         `DefaultSessionStore.get_chat_history`, which then needs no pass of its own."""
-        return self._with_log(session_id, False, lambda log: log.current_state(chat=True) if log else None)
+        return self._with_log(session_id, False, lambda log: self._read_state(log, True))
+
+    def _read_state(self, log: SessionLog | None, chat: bool) -> SessionState | None:
+        if log is None:
+            return None
+        state = log.current_state(chat)
+        self._count(log)
+        return state
 
     def exists(self, session_id: str) -> bool:
         path = self.session_path(session_id)
@@ -380,8 +395,7 @@ class Journal:
                 open_ids = list(self._open)
             compaction.compact_sessions(self, open_ids)
         with self._lock:
-            logs = list(self._open.values())
-            self._open.clear()
+            logs = [self._forget(session_id) for session_id in list(self._open)]
         for log in logs:
             log.close()
 
@@ -434,7 +448,7 @@ class Journal:
                 self._open[session_id] = log
                 evicted = []
                 while len(self._open) > self._max_open:
-                    evicted.append(self._open.popitem(last=False)[1])
+                    evicted.append(self._forget(next(iter(self._open))))
         for old in evicted:
             self._retire(old)
         return log
@@ -443,10 +457,33 @@ class Journal:
         with self._lock:
             current = self._open.get(session_id)
             if current is not None and (log is None or current is log):
-                del self._open[session_id]
+                self._forget(session_id)
                 log = current
         if log is not None:
             self._retire(log)
+
+    def _count(self, log: SessionLog) -> None:
+        """Count the messages `log`'s state holds; while the open sessions hold more than
+        `max_cached_messages`, close the least recently used others."""
+        evicted: list[SessionLog] = []
+        with self._lock:
+            if self._open.get(log.session_id) is not log:
+                return  # evicted or dropped meanwhile: no longer counted
+            self._cached += log.held - log.counted
+            log.counted = log.held
+            for session_id, other in list(self._open.items()):  # least recently used first
+                if self._cached <= self._max_cached:
+                    break
+                if other is not log and other.counted:
+                    evicted.append(self._forget(session_id))
+        for old in evicted:
+            self._retire(old)
+
+    def _forget(self, session_id: str) -> SessionLog:
+        """Take a session out of the cache (`_lock` held); the caller retires its handle."""
+        log = self._open.pop(session_id)
+        self._cached -= log.counted
+        return log
 
     def _retire(self, log: SessionLog) -> None:
         log.close()

@@ -92,6 +92,8 @@ class SessionLog(Durability):
         self.in_lock = False  # a thread of this process holds the file lock
         self.lock_waiters = 0
         self.state = SessionState()
+        self.held = 0  # messages `state` holds (records and snapshot lines)
+        self.counted = 0  # what the `Journal` last counted of `held` (under its lock)
         self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
         self.read_hint: tuple[int, int, int] = (0, 0, 0)  # next seq, segment, offset of the last read
         self.manifest = manifest_mod.Manifest()  # the last compaction: where the live log starts
@@ -410,7 +412,9 @@ class SessionLog(Durability):
                 self.unlock()
             # Copied under `cond`: a copy taken after it is released could catch another
             # thread's catch-up half way, e.g. a replace batch's "clear" without its messages.
-            return self.state.hand_off(chat)
+            state = self.state.hand_off(chat)
+            self.held = len(state.messages) + (len(state.lines.lines) if state.lines is not None else 0)
+            return state
 
     def read(self, start: int) -> list[Record]:
         """Every record with seq >= start, through the last one on disk."""

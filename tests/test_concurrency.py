@@ -9,6 +9,7 @@ from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import pytest
 from _core_helpers import SlowSyncFileSystem, append_worker, contents, message
 
 from journal import Journal, Record
@@ -132,3 +133,26 @@ def test_many_sessions_keep_a_bounded_number_of_files_open(root: Path) -> None:
             assert open_fds() <= before + 2 * limit + 4
         assert len(list(journal.sessions())) == sessions
     assert open_fds() <= before + 1
+
+
+def test_open_sessions_hold_at_most_max_cached_messages_the_least_recently_read_close(root: Path) -> None:
+    with Journal(root, durability="none", max_cached_messages=100) as journal:
+        for name in "abc":
+            journal.append_many(name, [message(f"{name}{i}") for i in range(60)])
+        all_open = open_fds()
+        assert len(journal.state("a").messages) == 60  # type: ignore[union-attr]
+        assert open_fds() == all_open  # 60 held: within the bound
+        assert len(journal.state("b").messages) == 60  # type: ignore[union-attr]
+        assert open_fds() == all_open - 2  # 120 held: "a", read least recently, was closed
+        state = journal.state("a")  # and is read again when next used
+        assert state is not None and contents(state.messages) == [f"a{i}" for i in range(60)]
+        assert open_fds() == all_open - 2  # now "b" was closed
+        journal.append("c", message("c60"))  # appends hold no state: "c" stays open
+        assert open_fds() == all_open - 2
+        assert len(journal.state("c").messages) == 61  # type: ignore[union-attr]
+        assert open_fds() == all_open - 4  # 121 held: "a" closed; "c" alone exceeds the bound
+
+
+def test_max_cached_messages_must_be_positive(root: Path) -> None:
+    with pytest.raises(ValueError, match="max_cached_messages"):
+        Journal(root, max_cached_messages=0)
