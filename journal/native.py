@@ -191,7 +191,9 @@ class Journal:
         return iter(records)
 
     def state(self, session_id: str) -> SessionState | None:
-        """The session's current messages and metadata, or None if it does not exist."""
+        """The session's current messages and metadata, or None if it does not exist. The
+        lists and the metadata dict are new on each call; the records and their data are the
+        ones kept for later reads in this process: treat them as read-only."""
         return self._with_log(session_id, False, lambda log: self._read_state(log, False))
 
     def _chat_state(self, session_id: str) -> SessionState | None:

@@ -176,6 +176,10 @@ class DefaultSessionStore:
     def get_chat_history(self, session_id: str, max_messages: int | None = None) -> list[dict[str, Any]]:
         """The history as LLM messages ({"role", "content"}, plus tool fields when set).
 
+        Each call returns a new list of new dicts; the values inside them (a content given as
+        a list of parts, the tool_calls) are the ones the store keeps for the session's later
+        reads in this process: copy them before changing them.
+
         Args:
             max_messages: return only the last this many (None or 0: all), dropping leading
                 tool results whose assistant tool call fell outside the window. The stored
