@@ -39,8 +39,9 @@ from .record import MESSAGE, Record
 JOURNAL_KEY = "_journal"
 # The stamp "<seq>,<ts>[,<more>]" (FORMAT.md): seq and more as in the log grammar, ts as orjson
 # prints a float in plain decimals.
-_STAMP_SHAPE = r"[1-9][0-9]{0,18},-?(?:0|[1-9][0-9]{0,16})\.[0-9]{1,17}(?:,[1-9][0-9]{0,8})?"
-_STAMP = re.compile(r"([1-9][0-9]{0,18}),(-?(?:0|[1-9][0-9]{0,16})\.[0-9]{1,17})(?:,([1-9][0-9]{0,8}))?")
+_SEQ, _TS, _MORE = r"[1-9][0-9]{0,18}", r"-?(?:0|[1-9][0-9]{0,16})\.[0-9]{1,17}", r"[1-9][0-9]{0,8}"
+_STAMP_SHAPE = f"{_SEQ},{_TS}(?:,{_MORE})?"
+_STAMP = re.compile(f"({_SEQ}),({_TS})(?:,({_MORE}))?")
 _STAMP_BYTES = re.compile(_STAMP_SHAPE.encode())
 _STRING_STAMP_KEY = b',"_journal":"'
 _STAMPS = re.compile(f"(?:{_STAMP_SHAPE}\n)*{_STAMP_SHAPE}")
