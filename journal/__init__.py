@@ -5,7 +5,7 @@ The on-disk format is specified in FORMAT.md; crash-safety promises in CRASH-SAF
 
 from __future__ import annotations
 
-from .compaction import CompactionPolicy, CompactionReport, CompactionResult
+from .compaction.protocol import CompactionPolicy, CompactionReport, CompactionResult
 from .errors import (
     CorruptionError,
     DurabilityError,
@@ -19,13 +19,13 @@ from .errors import (
     StoreRootError,
     UnsupportedFormatError,
 )
+from .log.record import FORMAT_VERSION, Record
+from .log.recovery import Report
+from .log.scan import Problem
+from .log.state import SessionState
 from .native import Journal
-from .record import FORMAT_VERSION, Record
-from .recovery import Report
-from .scan import Problem
-from .session_data import SessionData, SessionMessage
-from .session_store import DefaultSessionStore
-from .state import SessionState
+from .store.session_data import SessionData, SessionMessage
+from .store.session_store import DefaultSessionStore
 
 __version__ = "0.1.0"
 

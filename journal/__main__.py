@@ -1,8 +1,8 @@
-"""`python -m journal ...` runs the command line (see `journal.cli`)."""
+"""`python -m journal ...` runs the command line (see `journal.cli.main`)."""
 
 import sys
 
-from .cli import main
+from .cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

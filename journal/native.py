@@ -16,16 +16,17 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from . import compaction, naming
-from .archive import verify_session_archives
-from .compaction import BackgroundCompactor, CompactionPolicy, CompactionReport, CompactionResult
+from .compaction import protocol as compaction
+from .compaction.protocol import BackgroundCompactor, CompactionPolicy, CompactionReport, CompactionResult
 from .errors import CorruptionError, DurabilityError, InvalidRecordError, JournalError, StoreRootError
-from .fs import FileSystem, OsFileSystem, remove_tree
-from .record import CLEAR, MESSAGE, META, Record, encode_payload
-from .recovery import Report, find_problems, identity_problems, repair_segments
-from .scan import Problem
-from .session import DELETED_MARK, DURABILITY_MODES, Closed, Options, SessionLog, Stale
-from .state import SessionState
+from .log import naming
+from .log.archive import verify_session_archives
+from .log.fs import FileSystem, OsFileSystem, remove_tree
+from .log.record import CLEAR, MESSAGE, META, Record, encode_payload
+from .log.recovery import Report, find_problems, identity_problems, repair_segments
+from .log.scan import Problem
+from .log.session import DELETED_MARK, DURABILITY_MODES, Closed, Options, SessionLog, Stale
+from .log.state import SessionState
 
 T = TypeVar("T")
 TRASH_PREFIX = ".trash-"

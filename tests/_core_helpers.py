@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from journal import Journal, Record
-from journal.fs import OsFileSystem
-from journal.naming import LOG_DIR, QUARANTINE_DIR
+from journal.log.fs import OsFileSystem
+from journal.log.naming import LOG_DIR, QUARANTINE_DIR
 
 
 def message(text: str, role: str = "user") -> dict[str, Any]:

@@ -31,7 +31,7 @@ import random
 from dataclasses import dataclass, field
 
 from journal.errors import LockTimeout
-from journal.fs import FileStat
+from journal.log.fs import FileStat
 
 SECTOR = 512  # a torn write garbles at most the rest of one sector after its cut point
 

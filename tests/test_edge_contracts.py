@@ -25,7 +25,7 @@ from journal import (
     JournalError,
     RecoveryWarning,
 )
-from journal.fs import OsFileSystem
+from journal.log.fs import OsFileSystem
 
 SID = "s"
 

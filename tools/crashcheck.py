@@ -3,7 +3,7 @@
     python tools/crashcheck.py --examples 200 --steps 80 --seed 1
     python tools/crashcheck.py --machine compaction
 
-Strategy: the state machines of tests/test_crash_stateful.py (and test_crash_compaction.py)
+Strategy: the state machines of tests/crash/test_crash_stateful.py (and test_crash_compaction.py)
 count what they do in a module-level `STATS` counter; this runs them with
 `run_state_machine_as_test` under explicit settings and prints those counts. A violation
 raises, prints hypothesis's minimal failing sequence of steps, and exits non-zero.
@@ -20,6 +20,7 @@ from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "crash"))
 sys.path.insert(0, os.path.dirname(HERE))
 
 from hypothesis import HealthCheck, seed, settings  # noqa: E402

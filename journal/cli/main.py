@@ -1,0 +1,133 @@
+"""The `journal` command line: demo, ls, cat, verify, repair, compact.
+
+Strategy: a thin argparse layer over `Journal`; every command prints plain text (or JSON
+lines for `cat`) and exits 0 when all is well, 1 when something is wrong, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+
+import orjson
+
+from ..errors import InvalidSessionIdError, JournalError
+from ..native import Journal
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="journal", description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="./sessions", help="store directory (default ./sessions)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="concurrent agents, a crash, recovery and compaction")
+    demo.add_argument("--agents", type=_positive, default=4)
+    demo.add_argument("--messages", type=_positive, default=200)
+    commands.add_parser("ls", help="list session ids")
+    cat = commands.add_parser("cat", help="print a session's records as JSON lines")
+    cat.add_argument("session_id")
+    verify = commands.add_parser("verify", help="check sessions without changing them")
+    verify.add_argument("session_ids", nargs="*", help="default: every session")
+    repair = commands.add_parser("repair", help="salvage a damaged session")
+    repair.add_argument("session_id")
+    compact = commands.add_parser("compact", help="write messages.json etc. and fold segments into archives")
+    compact.add_argument("session_ids", nargs="*", help="default: every session with new records")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.showwarning = _show_warning
+    try:
+        return _run(args)
+    except (InvalidSessionIdError, TypeError) as exc:
+        print(f"journal: {exc}", file=sys.stderr)
+        return 2
+    except JournalError as exc:
+        print(f"journal: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (journal cat | head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as exc:
+        print(f"journal: {exc}", file=sys.stderr)
+        return 1
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+    print(f"journal: {category.__name__}: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from .demo import run_demo
+
+        return 0 if run_demo(args.root, args.agents, args.messages)["ok"] else 1
+    if not os.path.isdir(args.root):  # read-only commands must not create a store
+        print(f"journal: no store at {args.root}", file=sys.stderr)
+        return 1
+    with Journal(args.root) as journal:
+        for session_id in _named(args):
+            if not journal.exists(session_id):
+                print(f"journal: no session {session_id!r} in {args.root}", file=sys.stderr)
+                return 1
+        if args.command == "ls":
+            for session_id in journal.sessions():
+                print(session_id)
+            return 0
+        if args.command == "cat":
+            for record in journal.read(args.session_id):
+                line = {"seq": record.seq, "ts": record.ts, "kind": record.kind, "data": record.data}
+                sys.stdout.write(orjson.dumps(line).decode() + "\n")
+            return 0
+        if args.command == "verify":
+            return _verify(journal, args.session_ids or list(journal.sessions()))
+        if args.command == "compact":
+            return _compact(journal, args.session_ids)
+        report = journal.repair(args.session_id)
+        print(
+            f"{args.session_id}: {len(report.problems)} problem(s), {report.salvaged} record(s) salvaged,"
+            f" {len(report.lost)} lost, damaged files kept in {report.quarantined}"
+        )
+        return 1 if report.problems else 0
+
+
+def _named(args: argparse.Namespace) -> list[str]:
+    """The session ids the command names explicitly (they must exist)."""
+    one = getattr(args, "session_id", None)
+    return [one] if one is not None else list(getattr(args, "session_ids", []))
+
+
+def _compact(journal: Journal, session_ids: list[str]) -> int:
+    if not session_ids:
+        report = journal.compact_all()
+        results, errors = report.results, report.errors
+    else:
+        results, errors = [journal.compact(s) for s in session_ids], {}
+    for result in results:
+        if result.compacted:
+            print(f"{result.session_id}: through seq {result.snapshot_seq}, {result.messages} message(s),"
+                  f" {result.folded_bytes:,} log bytes -> {result.archive_bytes:,} archived")  # fmt: skip
+    for session_id, error in errors.items():
+        print(f"{session_id}: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _verify(journal: Journal, session_ids: list[str]) -> int:
+    bad = 0
+    for session_id in session_ids:
+        report = journal.verify(session_id)
+        for problem in report.problems:
+            print(f"{session_id}: {problem.kind} at {problem.path}:{problem.offset}: {problem.reason}")
+        bad += not report.ok
+    print(f"{len(session_ids)} session(s) verified, {bad} with problems")
+    return 1 if bad else 0

@@ -1,0 +1,1 @@
+"""Compaction: the documented files and the archives, built from the log."""

@@ -1,0 +1,253 @@
+"""Step 2 of a compaction: build the new snapshot files and archives under temp names.
+
+Strategy: one streaming pass. The previous snapshot's message lines are copied verbatim (never
+parsed); then each closed segment is read in chunks that feed its zstd archive and, split into
+lines, a fold that mirrors `SessionState.apply` but sends each message straight to the new
+`messages.json` (truncated back to its head at a "clear"). Memory stays bounded by the chunk
+and flush sizes however long the history is. (A previous snapshot that is not one message per
+line, or does not read, is re-encoded from the history it reads as or the archives rebuild:
+that rare path holds the history in memory.) Every file is fsynced before step 3 may commit
+it; nothing of the live session is touched, so a failure here only leaves orphan temps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..errors import CorruptionError
+from ..log import manifest as mf
+from ..log import naming, snapshot
+from ..log.archive import ArchiveWriter, file_chunks, load_snapshot
+from ..log.fs import FileSystem, read_file, temp_name, unlink_quietly
+from ..log.manifest import Manifest
+from ..log.record import CLEAR, LOST, MESSAGE, META, SEAL, BadLine, Header, Record, decode_header
+from ..log.session import SessionLog
+from ..log.state import merge_metadata
+
+_FLUSH_BYTES = 1024 * 1024
+
+
+@dataclass
+class Built:
+    """What step 2 wrote (temps to publish) and found (times, sizes)."""
+
+    pending: list[tuple[str, str]] = field(default_factory=list)  # (temp, final), relative
+    created_at: float | None = None
+    updated_at: float | None = None
+    folded_bytes: int = 0
+    archive_bytes: int = 0
+    snapshot_bytes: int = 0
+    messages: int = 0
+    committed: bool = False  # the manifest naming the temps may be on disk: never discard them
+
+
+class _MessagesFile:
+    """messages.json under construction: one line per message, restarted at a "clear"."""
+
+    def __init__(self, fs: FileSystem, path: str, mode: int) -> None:
+        self.fs, self.fd = fs, fs.open(path, create=True, mode=mode)
+        self.buffer, self.flushed, self.count = bytearray(snapshot.HEAD), 0, 0
+
+    def add(self, line: bytes) -> None:
+        self.buffer += snapshot.separator(self.count)
+        self.buffer += line
+        self.count += 1
+        if len(self.buffer) >= _FLUSH_BYTES:
+            self.fs.append(self.fd, bytes(self.buffer))
+            self.flushed += len(self.buffer)
+            self.buffer = bytearray()
+
+    def restart(self) -> None:
+        if self.flushed:
+            self.fs.truncate(self.fd, 0)
+            self.flushed = 0
+        self.buffer, self.count = bytearray(snapshot.HEAD), 0
+
+    def finish(self, tail: bytes) -> int:
+        self.fs.append(self.fd, bytes(self.buffer) + tail)
+        self.fs.sync(self.fd)
+        size = self.flushed + len(self.buffer) + len(tail)
+        self.close()
+        return size
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            self.fs.close(fd)
+
+
+class _Fold:
+    """`SessionState.apply` for a stream: messages go to the file, not to memory."""
+
+    def __init__(self, out: _MessagesFile, base: Manifest, metadata: dict[str, Any]) -> None:
+        self.out, self.metadata = out, metadata
+        self.created_at, self.updated_at = base.created_at, base.updated_at
+
+    def apply(self, header: Header, payload: bytes) -> None:
+        """Fold one checked record; its payload is parsed only when it must be."""
+        if header.kind in (SEAL, LOST):
+            return
+        if self.created_at is None:
+            self.created_at = header.ts
+        self.updated_at = header.ts
+        if header.kind == MESSAGE:
+            line = snapshot.splice_message(payload, header.seq, header.ts, header.more)
+            if line is None:
+                record = Record(header.seq, header.ts, MESSAGE, orjson.loads(payload), header.more)
+                line = snapshot.encode_message(record)
+            self.out.add(line)
+        elif header.kind == CLEAR:
+            self.out.restart()
+        elif header.kind == META:
+            merge_metadata(self.metadata, orjson.loads(payload))
+
+
+def _temp(built: Built, path: str, final: str) -> str:
+    """A new temp for `final` (relative), remembered so a failure can discard it."""
+    temp = os.path.relpath(temp_name(os.path.join(path, final)), path)
+    built.pending.append((temp, final))
+    return os.path.join(path, temp)
+
+
+def build(
+    handle: SessionLog, base: Manifest, segments: list[int], last_seq: int, level: int, built: Built
+) -> None:
+    """Step 2, without the session lock: write every new file under a temp name, durably."""
+    fs, path, mode = handle.fs, handle.path, handle.options.file_mode
+    if fs.mkdir(os.path.join(path, mf.ARCHIVE_DIR), handle.options.dir_mode):
+        fs.sync_dir(path)
+    out = _MessagesFile(fs, _temp(built, path, mf.MESSAGES_FILE), mode)
+    try:
+        try:
+            fold = _Fold(out, base, _previous_metadata(fs, path, base))
+            if base.snapshot_seq:
+                _copy_previous_messages(fs, path, base.snapshot_seq, out)
+        except CorruptionError:
+            # The previous snapshot was edited or damaged: re-encode what it reads as (or, if
+            # it does not read, what load_snapshot rebuilds from the archives with a warning;
+            # it raises if retention left no way to rebuild it).
+            out.restart()
+            previous = load_snapshot(fs, path, base)
+            fold = _Fold(out, base, previous.metadata)
+            for record in previous.messages:
+                out.add(snapshot.encode_message(record))
+        seq = base.snapshot_seq + 1
+        for first in segments:
+            seq = _fold_segment(handle, first, seq, level, fold, built)
+        if seq != last_seq + 1:
+            raise CorruptionError(path, 0, f"closed segments end at seq {seq - 1}, expected {last_seq}")
+        built.messages = out.count
+        built.snapshot_bytes = out.finish(snapshot.tail(out.count, fold.updated_at, last_seq))
+    finally:
+        out.close()
+    built.created_at, built.updated_at = fold.created_at, fold.updated_at
+    _write_temp(fs, _temp(built, path, mf.METADATA_FILE), snapshot.encode_metadata(fold.metadata), mode)
+    info = snapshot.encode_session_info(handle.session_id, fold.metadata, fold.created_at, fold.updated_at)
+    _write_temp(fs, _temp(built, path, mf.SESSION_INFO_FILE), info, mode)
+    fs.sync_dir(path)
+    fs.sync_dir(os.path.join(path, mf.ARCHIVE_DIR))
+
+
+def _previous_metadata(fs: FileSystem, path: str, base: Manifest) -> dict[str, Any]:
+    if not base.snapshot_seq:
+        return {}
+    raw = read_file(fs, os.path.join(path, mf.METADATA_FILE))
+    if raw is None:
+        raise CorruptionError(os.path.join(path, mf.METADATA_FILE), 0, "snapshot metadata is missing")
+    return snapshot.decode_metadata(raw)
+
+
+def _copy_previous_messages(fs: FileSystem, path: str, snapshot_seq: int, out: _MessagesFile) -> None:
+    """The previous snapshot's message lines, copied verbatim but for stamp objects, which
+    are encoded again (`snapshot.copyable_line`). A line whose stamp does not read, or a file
+    whose lines are not one message each (a message re-indented by hand still reads as JSON),
+    raises `CorruptionError`, so the caller re-encodes what the snapshot reads as instead of
+    carrying damage or fragments forward."""
+    messages_path = os.path.join(path, mf.MESSAGES_FILE)
+    reader = snapshot.MessagesReader(file_chunks(fs, messages_path))
+    copied = 0
+    try:
+        for line in reader.lines():
+            if not (line.startswith(b"{") and line.endswith(b"}")):
+                raise snapshot.BadSnapshot("a message spans several lines")
+            out.add(snapshot.copyable_line(line))
+            copied += 1
+    except snapshot.BadSnapshot as exc:
+        raise CorruptionError(messages_path, 0, str(exc)) from None
+    if reader.trailer.get("journal_seq") != snapshot_seq:
+        raise CorruptionError(messages_path, 0, "previous snapshot does not match compaction.json")
+    if reader.trailer.get("total_messages") != copied:
+        raise CorruptionError(messages_path, 0, "previous snapshot's lines are not one message each")
+
+
+def _fold_segment(handle: SessionLog, first: int, seq: int, level: int, fold: _Fold, built: Built) -> int:
+    """Archive one closed segment and fold its records; return the next seq expected."""
+    fs, path = handle.fs, handle.segment_path(first)
+    if first != seq:
+        raise CorruptionError(path, 0, f"segment starts at {first}, expected {seq}")
+    st = fs.stat(path)
+    if st is None:
+        raise CorruptionError(path, 0, "closed segment disappeared during compaction")
+    writer = ArchiveWriter(
+        fs,
+        _temp(built, handle.path, mf.archive_name(naming.segment_name(first))),
+        level,
+        handle.options.file_mode,
+        st.size,
+    )
+    last: Header | None = None
+    offset = 0
+    try:
+        for line in snapshot.iter_lines(_teed(file_chunks(fs, path), writer)):
+            last = _check(line, path, offset, seq)
+            fold.apply(last, line[last.data_start : -2])
+            seq, offset = seq + 1, offset + len(line)
+        built.archive_bytes += writer.finish()
+    finally:
+        writer.close()
+    if last is None or last.kind != SEAL:
+        raise CorruptionError(path, offset, "a closed segment does not end in a seal record")
+    built.folded_bytes += offset
+    return seq
+
+
+def _teed(chunks: Iterator[bytes], writer: ArchiveWriter) -> Iterator[bytes]:
+    for chunk in chunks:
+        writer.write(chunk)
+        yield chunk
+
+
+def _check(line: bytes, path: str, offset: int, seq: int) -> Header:
+    """The header of a complete, checksummed record numbered `seq`; raise `CorruptionError`."""
+    if not line.endswith(b"\n"):
+        raise CorruptionError(path, offset, "incomplete record inside a closed segment")
+    try:
+        header = decode_header(line[:-1])
+    except BadLine as exc:
+        raise CorruptionError(path, offset, exc.reason) from None
+    if header.seq != seq:
+        raise CorruptionError(path, offset, f"sequence number {header.seq}, expected {seq}")
+    return header
+
+
+def _write_temp(fs: FileSystem, path: str, data: bytes, mode: int) -> None:
+    fd = fs.open(path, create=True, mode=mode)
+    try:
+        fs.append(fd, data)
+        fs.sync(fd)
+    finally:
+        fs.close(fd)
+
+
+def discard(fs: FileSystem, path: str, built: Built) -> None:
+    """Remove this run's temps after a failure before the commit; a dead process leaves
+    them to the next compactor, which removes them as orphans."""
+    for temp, _ in built.pending:
+        with contextlib.suppress(OSError):
+            unlink_quietly(fs, os.path.join(path, temp))

@@ -1,0 +1,1 @@
+"""The log engine: one session's files, appended and read (FORMAT.md)."""

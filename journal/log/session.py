@@ -1,0 +1,458 @@
+"""One session's open files: the locked writer, group commit, and the incremental reader.
+
+Strategy: every operation takes the session's file lock and first *catches up*: if the lock
+file grew (its size is a generation number bumped by delete and repair) the handle is stale
+and is reopened; if the active segment grew, the new bytes (another process's appends, or a
+dead writer's torn tail) are scanned, a torn tail is cut and quarantined, corruption raises,
+and a seal record moves the handle to the next segment. Only then is anything written. The
+lock is released before fsync so other processes can append while this one waits on the disk;
+in `batch` mode threads of one process share each write and fsync (flat-combining group
+commit, in durability.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+
+import orjson
+
+from ..errors import (
+    CorruptionError,
+    DurabilityError,
+    JournalError,
+    RecoveryWarning,
+    SessionIdCollisionError,
+    UnsupportedFormatError,
+)
+from . import manifest as manifest_mod
+from . import naming, reader
+from .durability import Durability, Slot
+from .fs import FileSystem, read_file, write_atomic
+from .record import FORMAT_VERSION, SEAL, SUPPORTED_VERSIONS, Record, encode
+from .scan import Problem, scan
+from .state import SessionState
+
+DURABILITY_MODES = ("always", "batch", "none")
+DELETED_MARK = b"X"  # the last byte of a deleted session's lock file
+_OPEN_ATTEMPTS = 100  # each failed attempt means another process deleted the session meanwhile
+
+
+@dataclass(frozen=True)
+class Options:
+    durability: str = "batch"
+    segment_bytes: int = 64 * 1024 * 1024
+    max_record_bytes: int = 16 * 1024 * 1024
+    lock_timeout: float = 30.0
+    file_mode: int = 0o600
+    dir_mode: int = 0o700
+
+
+def quarantine(fs: FileSystem, session_path: str, name: str, data: bytes, options: Options) -> str:
+    """Keep bytes taken out of the log in `<session>/quarantine/`; never deleted by journal."""
+    directory = os.path.join(session_path, naming.QUARANTINE_DIR)
+    if fs.mkdir(directory, options.dir_mode):
+        fs.sync_dir(session_path)
+    path = os.path.join(directory, f"{time.time_ns()}.{name}")
+    write_atomic(fs, path, data, options.file_mode)
+    return path
+
+
+class Stale(Exception):
+    """Internal: the session was deleted or rewritten by someone else; reopen the handle."""
+
+
+class Closed(Exception):
+    """Internal: the handle was closed (evicted) while a caller waited for it; reopen."""
+
+
+class SessionLog(Durability):
+    """The files of one session directory, opened once and cached by `Journal`."""
+
+    def __init__(self, fs: FileSystem, path: str, session_id: str, options: Options) -> None:
+        self.fs, self.path, self.session_id, self.options = fs, path, session_id, options
+        self.cond = threading.Condition(threading.Lock())
+        self.lock_fd = -1
+        self.seg_fd = -1
+        self.seg_first = self.seg_size = 0
+        self.next_seq = 1
+        self.generation = 0
+        self.closed = False
+        self.poisoned: DurabilityError | None = None
+        self.written = self.synced = 0
+        self.syncing = False
+        self.queue_lock = threading.Lock()
+        self.queue: list[Slot] = []
+        self.leading = False
+        self.broken = False  # a catch-up failed half way: reopen before using this handle
+        self.in_lock = False  # a thread of this process holds the file lock
+        self.lock_waiters = 0
+        self.state = SessionState()
+        self.held = 0  # messages `state` holds (records and snapshot lines)
+        self.counted = 0  # what the `Journal` last counted of `held` (under its lock)
+        self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
+        self.read_hint: tuple[int, int, int] = (0, 0, 0)  # next seq, segment, offset of the last read
+        self.manifest = manifest_mod.Manifest()  # the last compaction: where the live log starts
+
+    # -- paths -------------------------------------------------------------------------------
+
+    def file(self, *parts: str) -> str:
+        return os.path.join(self.path, *parts)
+
+    def sync_file(self, fd: int) -> None:
+        self.fs.sync(fd)
+
+    def segment_path(self, first_seq: int) -> str:
+        return self.file(naming.LOG_DIR, naming.segment_name(first_seq))
+
+    def segments(self) -> list[int]:
+        names = self.fs.listdir(self.file(naming.LOG_DIR))
+        return sorted(s for s in map(naming.segment_first_seq, names) if s is not None)
+
+    # -- opening -----------------------------------------------------------------------------
+
+    def open(self, create: bool) -> bool:
+        """Open (and with `create`, make) the session; False if it does not exist."""
+        for _ in range(_OPEN_ATTEMPTS):
+            opened = self._try_open(create)
+            if opened is not None:
+                return opened
+        raise JournalError(f"{self.path} kept being deleted while it was being opened")
+
+    def _try_open(self, create: bool) -> bool | None:
+        """One attempt at `open`; None if a delete got in the way (try again)."""
+        st = self.fs.stat(self.path)
+        if st is None:
+            if not create:
+                return False
+            if self.fs.mkdir(self.path, self.options.dir_mode):
+                self.fs.sync_dir(os.path.dirname(self.path))
+        elif not st.is_dir:
+            raise JournalError(f"{self.path} is a file where a session directory belongs")
+        elif not create and not self._holds_a_session():
+            return False  # a reader must not leave a lock file in a directory it only looked at
+        try:
+            self.lock_fd = self.fs.open(self.file(naming.LOCK_FILE), create=True, mode=self.options.file_mode)
+        except FileNotFoundError:  # the directory was renamed away by a delete meanwhile
+            return None
+        try:
+            self.fs.lock(self.lock_fd, self.options.lock_timeout)
+        except BaseException:
+            self.fs.close(self.lock_fd)
+            raise
+        try:
+            if self._deleted():  # we waited on the lock of a session deleted meanwhile
+                self.fs.unlock(self.lock_fd)
+                self._close_fds()
+                return None
+            if not self._check_identity(create):
+                self._close_fds()
+                return False
+            self._open_active()
+            self.generation = self.fs.size(self.lock_fd)
+        except BaseException:
+            self.fs.unlock(self.lock_fd)
+            self._close_fds()
+            raise
+        self.fs.unlock(self.lock_fd)
+        return True
+
+    def _holds_a_session(self) -> bool:
+        return self.fs.stat(self.file(naming.IDENTITY_FILE)) is not None or bool(self.segments())
+
+    def _check_identity(self, create: bool) -> bool:
+        path = self.file(naming.IDENTITY_FILE)
+        raw = read_file(self.fs, path)
+        if raw is None:
+            if not create and not self.segments():
+                return False
+            body = {"format": FORMAT_VERSION, "session_id": self.session_id}
+            write_atomic(self.fs, path, orjson.dumps(body) + b"\n", self.options.file_mode)
+            return True
+        try:
+            identity = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise CorruptionError(path, 0, "identity file is not JSON") from None
+        if not isinstance(identity, dict) or identity.get("format") not in SUPPORTED_VERSIONS:
+            version = identity.get("format") if isinstance(identity, dict) else None
+            raise UnsupportedFormatError(path, version)
+        if identity.get("session_id") != self.session_id:
+            raise SessionIdCollisionError(
+                f"{self.path} already holds session {identity.get('session_id')!r};"
+                f" refusing to mix in {self.session_id!r} (case-insensitive file system?)"
+            )
+        return True
+
+    def _open_active(self) -> None:
+        log_dir = self.file(naming.LOG_DIR)
+        if self.fs.mkdir(log_dir, self.options.dir_mode):
+            self.fs.sync_dir(self.path)
+        # Finish a committed compaction first: the live log starts just after its snapshot.
+        self.manifest = manifest_mod.recover(self.fs, self.path, self.options.file_mode)
+        first_live = self.manifest.snapshot_seq + 1
+        segments = self.segments() or [first_live]
+        if segments[0] != first_live:  # the log's first segments are gone: never skip them
+            reason = f"first live segment starts at {segments[0]}, the snapshot ends at {first_live - 1}"
+            raise CorruptionError(self.segment_path(segments[0]), 0, reason)
+        self.reader = (segments[0], 0, segments[0])
+        self._enter_segment(segments[-1])
+        self._catch_up()
+
+    def _enter_segment(self, first_seq: int) -> None:
+        """Make `first_seq`'s segment the active one, creating it (durably) if missing."""
+        path = self.segment_path(first_seq)
+        created = self.fs.stat(path) is None
+        fd = self.fs.open(path, create=True, mode=self.options.file_mode)
+        if created:
+            self.fs.sync_dir(os.path.dirname(path))
+        if self.seg_fd >= 0:
+            self._wait_for_sync()
+            self.fs.close(self.seg_fd)
+        self.seg_fd, self.seg_first, self.seg_size, self.next_seq = fd, first_seq, 0, first_seq
+
+    # -- the lock and catching up ------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Take the file lock and bring the handle up to date with the disk (`cond` held).
+
+        The threads of a process share one lock file descriptor, and flock does not exclude
+        holders of the same descriptor, so `in_lock` does it: a thread that waits on `cond`
+        while it holds the lock (a roll waiting for an fsync to end) keeps others out.
+        """
+        while self.in_lock:
+            self.lock_waiters += 1
+            self.cond.wait()
+            self.lock_waiters -= 1
+        if self.closed:
+            raise Closed()
+        if self.broken:
+            raise Stale()
+        self.fs.lock(self.lock_fd, self.options.lock_timeout)
+        self.in_lock = True
+        try:
+            if self.fs.size(self.lock_fd) != self.generation:
+                raise Stale()
+            self._catch_up()
+        except BaseException as exc:
+            # A catch-up cut short may have moved the cursor past a seal without opening the
+            # next segment: this handle must not write again; the next use reopens the session.
+            self.broken = True
+            self.unlock()
+            if isinstance(exc, OSError):  # e.g. EIO or ENOSPC while cutting a torn tail
+                raise DurabilityError(f"{self.path}: could not bring the log up to date: {exc}") from exc
+            raise
+
+    def unlock(self) -> None:
+        self.in_lock = False
+        self.fs.unlock(self.lock_fd)
+        if self.lock_waiters:
+            self.cond.notify_all()
+
+    def _catch_up(self) -> None:
+        while True:
+            size = self.fs.size(self.seg_fd)
+            if size == self.seg_size:
+                return
+            if size < self.seg_size:
+                raise Stale()
+            data = self.fs.pread(self.seg_fd, size - self.seg_size, self.seg_size)
+            result = scan(data, self.seg_size, self.next_seq, self.segment_path(self.seg_first))
+            self.seg_size, self.next_seq = result.end, result.next_seq
+            if result.problem is not None:
+                self._handle_problem(result.problem, size)
+            if not result.sealed:
+                return
+            # The writer of this seal may have died (or failed its fsync) before syncing it;
+            # the seal must be durable before the next segment's name is, or a power loss
+            # leaves a closed segment without a seal: corruption.
+            self.fs.sync(self.seg_fd)
+            self._enter_segment(self.next_seq)
+
+    def _handle_problem(self, problem: Problem, size: int) -> None:
+        if problem.kind == "torn-tail":
+            self._cut_tail(problem, size)
+        elif problem.kind == "unsupported-format":
+            raise UnsupportedFormatError(problem.path, problem.reason)
+        else:
+            raise CorruptionError(problem.path, problem.offset, problem.reason)
+
+    def _cut_tail(self, problem: Problem, size: int) -> None:
+        """Keep the torn bytes in quarantine, then cut the segment back to its last record."""
+        torn = self.fs.pread(self.seg_fd, size - problem.offset, problem.offset)
+        saved = self.quarantine(f"{naming.segment_name(self.seg_first)}.{problem.offset}.torn", torn)
+        self.fs.truncate(self.seg_fd, problem.offset)
+        self.fs.sync(self.seg_fd)
+        warnings.warn(
+            RecoveryWarning(
+                f"{problem.path}: cut a torn tail of {len(torn)} bytes at offset"
+                f" {problem.offset} ({problem.reason}); the bytes are kept in {saved}"
+            ),
+            stacklevel=6,
+        )
+
+    def quarantine(self, name: str, data: bytes) -> str:
+        return quarantine(self.fs, self.path, name, data, self.options)
+
+    def seal(self) -> int:
+        """Seal the active segment if it holds records, so every record so far lies in closed
+        segments; return the last seq they hold. The caller holds `cond` and the lock."""
+        if self.seg_size > 0:
+            self._roll()
+        return self.seg_first - 1
+
+    def bump_generation(self, deleted: bool = False) -> None:
+        """Tell every other handle on this session that its view is stale; a delete leaves
+        `DELETED_MARK` last so a process that waited on this lock file knows to start over."""
+        self.fs.append(self.lock_fd, DELETED_MARK if deleted else b".")
+        self.generation = self.fs.size(self.lock_fd)
+
+    def _deleted(self) -> bool:
+        size = self.fs.size(self.lock_fd)
+        return size > 0 and self.fs.pread(self.lock_fd, 1, size - 1) == DELETED_MARK
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def append(self, items: list[tuple[str, bytes]], durability: str) -> int:
+        """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq
+        once it is durable per `durability`."""
+        if durability == "batch":
+            return self.group_commit(items)
+        with self.cond:
+            first = self._write_batches([items])[0]
+            self._make_durable(self.written, durability)
+            return first
+
+    def write_slots(self, slots: list[Slot]) -> None:
+        for slot, first in zip(slots, self._write_batches([slot.items for slot in slots]), strict=True):
+            slot.first = first
+
+    def _write_batches(self, batches: list[list[tuple[str, bytes]]]) -> list[int]:
+        """Write each batch all-or-nothing, all of them in one write under the file lock
+        (`cond` held); return the first seq of each."""
+        self.lock()
+        try:
+            # Checked under the lock: a thread that failed while this one waited for it may
+            # have left the handle unfit to write (a seal written, the next segment not open).
+            if self.poisoned is not None:
+                raise self.poisoned
+            if self.seg_size >= self.options.segment_bytes:
+                self._roll()
+            ts = time.time()
+            seq = self.next_seq
+            firsts, parts = [], []
+            for items in batches:
+                firsts.append(seq)
+                parts.append(_encode_batch(seq, ts, items))
+                seq += len(items)
+            self._write(parts[0] if len(parts) == 1 else b"".join(parts))
+            self.next_seq = seq
+            self.written += 1
+        finally:
+            self.unlock()
+        return firsts
+
+    def _write(self, lines: bytes) -> None:
+        try:
+            self.fs.append(self.seg_fd, lines)
+        except OSError as exc:
+            self._undo_partial_write(exc)
+        self.seg_size += len(lines)
+
+    def _undo_partial_write(self, exc: OSError) -> None:
+        """A failed write may have left part of the batch: cut it, or poison if we cannot."""
+        path = self.segment_path(self.seg_first)
+        try:
+            self.fs.truncate(self.seg_fd, self.seg_size)
+            # Durable before the next write lands on the same offset: a power loss that kept
+            # that write but not the cut would show the rest of the failed batch after it.
+            self.fs.sync(self.seg_fd)
+        except OSError as undo:
+            self.poisoned = DurabilityError(
+                f"write to {path} failed ({exc}) and could not be undone ({undo})"
+            )
+            raise self.poisoned from exc
+        raise DurabilityError(f"write to {path} failed, nothing was written: {exc}") from exc
+
+    def _roll(self) -> None:
+        """Seal the active segment durably, then start the next one."""
+        self._write(encode(self.next_seq, time.time(), SEAL, b"{}"))
+        self.next_seq += 1
+        try:
+            self._sync(self.seg_fd)
+            self.synced = self.written
+            self._enter_segment(self.next_seq)
+        except BaseException as exc:
+            # The seal is written but the handle still points at the sealed segment: writing
+            # on would put records after the seal. Refuse until the session is reopened.
+            if self.poisoned is None:
+                self.poisoned = DurabilityError(f"{self.path}: could not start a new segment: {exc}")
+            if isinstance(exc, OSError):
+                raise self.poisoned from exc
+            raise
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def current_state(self, chat: bool = False) -> SessionState:
+        """The folded state through every record on disk; parses only bytes not seen before.
+        With `chat`, a snapshot read now also gives the state's `chat` (see `SessionState`)."""
+        with self.cond:
+            self.lock()
+            try:
+                reader.advance_state(self, chat)
+            except BaseException:
+                # The state may hold part of what was read, and the cursor not: folding it
+                # again would repeat those records. The next use reopens the session.
+                self.broken = True
+                raise
+            finally:
+                self.unlock()
+            # Copied under `cond`: a copy taken after it is released could catch another
+            # thread's catch-up half way, e.g. a replace batch's "clear" without its messages.
+            state = self.state.hand_off(chat)
+            self.held = len(state.messages) + (len(state.lines.lines) if state.lines is not None else 0)
+            return state
+
+    def read(self, start: int) -> list[Record]:
+        """Every record with seq >= start, through the last one on disk."""
+        with self.cond:
+            self.lock()
+            try:
+                return reader.read_from(self, start)
+            finally:
+                self.unlock()
+
+    # -- closing -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self.cond:
+            self.close_locked()
+
+    def close_locked(self) -> None:
+        """Close with `cond` already held."""
+        if self.closed:
+            return
+        self._wait_for_holders()
+        self.closed = True
+        self._close_fds()
+        self.cond.notify_all()  # threads waiting to lock find it closed
+
+    def _close_fds(self) -> None:
+        for fd in (self.seg_fd, self.lock_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    self.fs.close(fd)
+        self.seg_fd = self.lock_fd = -1
+
+
+def _encode_batch(first: int, ts: float, items: list[tuple[str, bytes]]) -> bytes:
+    """The lines of one all-or-nothing batch: `more` counts the records still to come."""
+    if len(items) == 1:
+        return encode(first, ts, items[0][0], items[0][1])
+    last = len(items) - 1
+    return b"".join(
+        encode(first + i, ts, kind, payload, more=last - i) for i, (kind, payload) in enumerate(items)
+    )

@@ -1,0 +1,1 @@
+"""The drop-in `DefaultSessionStore` over a `Journal`."""
