@@ -1,36 +1,32 @@
 """`Journal`: the native API over a store root of per-session logs.
 
-Strategy: validate and encode every payload before any file is touched, so bad input writes
-nothing. Open sessions are cached in a bounded LRU (two file descriptors each) so a host with
-thousands of live sessions does not run out of descriptors. A handle that finds itself stale
-(the session was deleted or repaired by another process) is dropped and reopened.
+Strategy: the facade wires the layers and holds little logic itself. It validates and encodes
+every payload before any file is touched, so bad input writes nothing; the open sessions live
+in a bounded pool (`log.pool`); verify, repair and delete are the log's (`log.maintenance`);
+compaction, one session or the whole store, is the compactor's (`compaction`).
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import secrets
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from .compaction import bulk
 from .compaction import protocol as compaction
-from .compaction.protocol import BackgroundCompactor, CompactionPolicy, CompactionReport, CompactionResult
+from .compaction.bulk import BackgroundCompactor
+from .compaction.protocol import CompactionPolicy, CompactionReport, CompactionResult
 from .errors import CorruptionError, DurabilityError, InvalidRecordError, JournalError, StoreRootError
-from .log import naming
-from .log.archive import verify_session_archives
-from .log.fs import FileSystem, OsFileSystem, remove_tree
+from .log import maintenance, naming
+from .log.fs import FileSystem, OsFileSystem
+from .log.pool import SessionPool
 from .log.record import CLEAR, MESSAGE, META, Record, encode_payload
-from .log.recovery import Report, find_problems, identity_problems, repair_segments
-from .log.scan import Problem
-from .log.session import DELETED_MARK, DURABILITY_MODES, Closed, Options, SessionLog, Stale
+from .log.recovery import Report
+from .log.session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
 from .log.state import SessionState
 
 T = TypeVar("T")
-TRASH_PREFIX = ".trash-"
-_RETRIES = 100  # an attempt fails only when another thread evicted or reopened the handle
 
 
 class Journal:
@@ -85,13 +81,9 @@ class Journal:
         self.root = os.fspath(root)
         self.options = Options(durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode)
         self.fs: FileSystem = fs if fs is not None else OsFileSystem()
-        self._max_open = max_open_sessions
-        self._max_cached = max_cached_messages
-        self._cached = 0  # the sum of `counted` over the open sessions
-        self._open: OrderedDict[str, SessionLog] = OrderedDict()
-        self._poisoned: dict[str, DurabilityError] = {}
-        self._lock = threading.Lock()
         self._make_root()
+        self._pool = SessionPool(self.fs, self.root, self.options, max_open_sessions, max_cached_messages)
+        self._lock = threading.Lock()  # guards `_compactor`
         self.compaction = compaction if compaction is not None else CompactionPolicy()
         self._compact_on_close = compact_on_close
         self._compactor: BackgroundCompactor | None = None
@@ -109,9 +101,7 @@ class Journal:
             raise StoreRootError(f"cannot create store root {self.root}: {exc}") from exc
         if isinstance(self.fs, OsFileSystem) and not os.access(self.root, os.W_OK | os.X_OK):
             raise StoreRootError(f"store root {self.root} is not writable")
-        for name in self.fs.listdir(self.root):
-            if name.startswith(TRASH_PREFIX):  # a delete interrupted after its rename: finish it
-                remove_tree(self.fs, os.path.join(self.root, name))
+        maintenance.finish_deletes(self.fs, self.root)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -166,20 +156,15 @@ class Journal:
         if not items:
             naming.encode_id(session_id)
             return []
-        with self._lock:  # the hot path: a cached, current handle
-            if self._poisoned and session_id in self._poisoned:
-                raise self._poisoned[session_id]
-            log = self._open.get(session_id)
-            if log is not None:
-                self._open.move_to_end(session_id)
+        log = self._pool.current(session_id)  # the hot path: a cached, current handle
         try:
             if log is None:
                 raise Closed()
             first = log.append(items, mode)
         except (Stale, Closed):
             if log is not None:
-                self._drop(session_id, log)
-            first = self._with_log(session_id, True, lambda log: _require(log).append(items, mode))
+                self._pool.drop(session_id, log)
+            first = self._pool.with_log(session_id, True, lambda log: _require(log).append(items, mode))
         return list(range(first, first + len(items)))
 
     # -- reading -----------------------------------------------------------------------------
@@ -188,25 +173,25 @@ class Journal:
         """Every record (all kinds) with `seq >= start`, in order; nothing if no such session."""
         if not isinstance(start, int) or isinstance(start, bool):
             raise TypeError(f"start must be an int, not {type(start).__name__}")
-        records = self._with_log(session_id, False, lambda log: log.read(start) if log else [])
+        records = self._pool.with_log(session_id, False, lambda log: log.read(start) if log else [])
         return iter(records)
 
     def state(self, session_id: str) -> SessionState | None:
         """The session's current messages and metadata, or None if it does not exist. The
         lists and the metadata dict are new on each call; the records and their data are the
         ones kept for later reads in this process: treat them as read-only."""
-        return self._with_log(session_id, False, lambda log: self._read_state(log, False))
+        return self._pool.with_log(session_id, False, lambda log: self._read_state(log, False))
 
     def _chat_state(self, session_id: str) -> SessionState | None:
         """`state`, plus `chat` when the state had to be read from the snapshot now: for
         `DefaultSessionStore.get_chat_history`, which then needs no pass of its own."""
-        return self._with_log(session_id, False, lambda log: self._read_state(log, True))
+        return self._pool.with_log(session_id, False, lambda log: self._read_state(log, True))
 
     def _read_state(self, log: SessionLog | None, chat: bool) -> SessionState | None:
         if log is None:
             return None
         state = log.current_state(chat)
-        self._count(log)
+        self._pool.count(log)
         return state
 
     def exists(self, session_id: str) -> bool:
@@ -224,7 +209,7 @@ class Journal:
 
     def session_path(self, session_id: str) -> str:
         """The directory of `session_id` (whether or not it exists)."""
-        return os.path.join(self.root, naming.encode_id(session_id))
+        return self._pool.path(session_id)
 
     # -- maintenance -------------------------------------------------------------------------
 
@@ -232,114 +217,31 @@ class Journal:
         """Remove the session and every file of it, lock included; False if it did not exist."""
 
         def delete(log: SessionLog | None) -> bool:
-            if log is None:
-                return False
-            trash = os.path.join(self.root, f"{TRASH_PREFIX}{secrets.token_hex(8)}")
-            with log.cond:
-                log.lock()
-                try:
-                    log.bump_generation(deleted=True)
-                    log.broken = True  # threads of this process waiting on the handle reopen
-                    self.fs.rename(log.path, trash)
-                    self.fs.sync_dir(self.root)
-                finally:
-                    log.unlock()
-                log.close_locked()
-            remove_tree(self.fs, trash)
-            return True
+            if log is not None:
+                maintenance.delete_session(self.fs, self.root, log)
+            return log is not None
 
-        found = self._with_log(session_id, False, delete)
-        self._drop(session_id)
-        with self._lock:
-            self._poisoned.pop(session_id, None)  # a new session of that id starts clean
+        found = self._pool.with_log(session_id, False, delete)
+        self._pool.drop(session_id)
+        self._pool.forgive(session_id)  # a new session of that id starts clean
         return found
 
     def verify(self, session_id: str) -> Report:
         """Check every segment of the session; change nothing. `report.ok` is True if clean."""
-        path = self.session_path(session_id)
-        if self.fs.stat(path) is None:
-            return Report(ok=True)
-        # No lock file means no journal ever wrote here (a copied or hand-made session): there
-        # is no writer to exclude, and verify must not create one.
-        try:
-            lock_fd = self._lock_session(path, create=False)
-        except _Gone:
-            return Report(ok=True)
-        except OSError as exc:  # e.g. the lock file is a directory: damage, not a crash
-            problem = Problem(os.path.join(path, naming.LOCK_FILE), 0, "corruption", str(exc))
-            return Report(ok=False, problems=[problem])
-        try:
-            problems = identity_problems(self.fs, path, session_id)
-            problems += find_problems(self.fs, path) + verify_session_archives(self.fs, path)
-        except OSError as exc:
-            raise CorruptionError(path, 0, f"cannot read the session's files: {exc}") from exc
-        finally:
-            if lock_fd is not None:
-                self.fs.unlock(lock_fd)
-                self.fs.close(lock_fd)
-        return Report(ok=not problems, problems=problems)
+        return maintenance.verify_session(self.fs, self.session_path(session_id), session_id, self.options)
 
     def repair(self, session_id: str) -> Report:
         """Salvage a damaged session: damaged files are copied to its quarantine directory,
         every valid record is kept, unsaved sequence numbers become "lost" records."""
-        path = self.session_path(session_id)
-        self._drop(session_id)
-        if not self._holds_session(path):
-            return Report(ok=True)
-        try:
-            lock_fd = self._lock_session(path, create=True)
-        except _Gone:
-            return Report(ok=True)
-        except OSError as exc:
-            raise CorruptionError(os.path.join(path, naming.LOCK_FILE), 0, str(exc)) from exc
-        assert lock_fd is not None  # create=True always opens one
-        try:
-            report = repair_segments(self.fs, path, self.options)
-            if report.problems:
-                self.fs.append(lock_fd, b".")  # bump the generation: other handles reopen
-        except OSError as exc:
-            raise DurabilityError(f"repair of {path} failed: {exc}") from exc
-        finally:
-            self.fs.unlock(lock_fd)
-            self.fs.close(lock_fd)
-        with self._lock:
-            self._poisoned.pop(session_id, None)
+        self._pool.drop(session_id)
+        report = maintenance.repair_session(self.fs, self.session_path(session_id), self.options)
+        self._pool.forgive(session_id)
         return report
-
-    def _holds_session(self, path: str) -> bool:
-        if self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is not None:
-            return True
-        return bool(self.fs.listdir(os.path.join(path, naming.LOG_DIR)))
-
-    def _lock_session(self, path: str, create: bool) -> int | None:
-        """Hold the session lock of `path`; None if it has no lock file and `create` is False.
-
-        Raises:
-            _Gone: the session was deleted before the lock was ours.
-        """
-        lock_path = os.path.join(path, naming.LOCK_FILE)
-        if not create and self.fs.stat(lock_path) is None:
-            return None
-        try:
-            fd = self.fs.open(lock_path, create=create, mode=self.options.file_mode)
-        except FileNotFoundError:  # renamed away by a delete
-            raise _Gone() from None
-        try:
-            self.fs.lock(fd, self.options.lock_timeout)
-            size = self.fs.size(fd)
-            if size and self.fs.pread(fd, 1, size - 1) == DELETED_MARK:
-                self.fs.unlock(fd)
-                raise _Gone()
-        except BaseException:
-            self.fs.close(fd)
-            raise
-        return fd
 
     def reopen(self, session_id: str) -> None:
         """Forget a poisoned or cached handle; the next use recovers the session from disk."""
-        self._drop(session_id)
-        with self._lock:
-            self._poisoned.pop(session_id, None)
+        self._pool.drop(session_id)
+        self._pool.forgive(session_id)
 
     # -- compaction --------------------------------------------------------------------------
 
@@ -364,13 +266,13 @@ class Journal:
                 raise DurabilityError(f"compacting {session_id!r} failed: {exc}") from exc
             raise
         if result.compacted or result.pruned_archives:
-            self._drop(session_id)  # its segments and archives changed: reopen on next use
+            self._pool.drop(session_id)  # its segments and archives changed: reopen on next use
         return result
 
     def maybe_compact(self, session_id: str) -> CompactionResult | None:
         """Compact if the policy (`compaction`) says the session is due; else None."""
-        with self._lock:
-            log = self._open.get(session_id)
+        with self._pool.lock:
+            log = self._pool.open.get(session_id)
         live = None if log is None else log.next_seq - 1 - log.manifest.snapshot_seq
         if not compaction.is_due(self.fs, self.session_path(session_id), self.compaction, live):
             return None
@@ -378,14 +280,14 @@ class Journal:
 
     def compact_all(self, *, only_due: bool = False) -> CompactionReport:
         """Compact every session with new records (`only_due`: only those the policy wants)."""
-        return compaction.compact_all(self, only_due)
+        return bulk.compact_all(self, only_due)
 
     def start_background_compactor(self, interval: float | None = None) -> None:
         """Run `compact_all(only_due=True)` every `interval` seconds until `close()`."""
         with self._lock:
             if self._compactor is None:
                 every = self.compaction.interval if interval is None else interval
-                self._compactor = BackgroundCompactor(self, every)
+                self._compactor = BackgroundCompactor(lambda: self.compact_all(only_due=True), every)
                 self._compactor.start()
 
     def close(self) -> None:
@@ -394,109 +296,14 @@ class Journal:
         if compactor is not None:
             compactor.stop()
         if self._compact_on_close:
-            with self._lock:
-                open_ids = list(self._open)
-            compaction.compact_sessions(self, open_ids)
-        with self._lock:
-            logs = [self._forget(session_id) for session_id in list(self._open)]
-        for log in logs:
-            log.close()
+            bulk.compact_sessions(self, self._pool.open_ids())
+        self._pool.close()
 
     def __enter__(self) -> Journal:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- the handle cache --------------------------------------------------------------------
-
-    def _with_log(self, session_id: str, create: bool, action: Callable[[SessionLog | None], T]) -> T:
-        for _ in range(_RETRIES):
-            log = self._get(session_id, create)
-            try:
-                return action(log)
-            except (Stale, Closed):
-                if log is not None:
-                    self._drop(session_id, log)
-        raise JournalError(f"session {session_id!r} kept changing on disk; try again")
-
-    def _get(self, session_id: str, create: bool) -> SessionLog | None:
-        with self._lock:
-            log = self._open.get(session_id)
-            if log is not None:
-                self._open.move_to_end(session_id)
-                return log
-            if create and session_id in self._poisoned:
-                raise self._poisoned[session_id]
-        log = SessionLog(self.fs, self.session_path(session_id), session_id, self.options)
-        try:
-            if not log.open(create):
-                return None
-        except PermissionError as exc:
-            raise StoreRootError(f"cannot open session {session_id!r} under {self.root}: {exc}") from exc
-        except OSError as exc:
-            if exc.errno in (errno.EEXIST, errno.EISDIR, errno.ENOTDIR):  # file vs directory mix-up
-                raise CorruptionError(log.path, 0, f"damaged layout: {exc}") from exc
-            # ENOSPC/EIO writing the identity file or cutting a torn tail
-            raise DurabilityError(f"cannot open session {session_id!r}: {exc}") from exc
-        return self._remember(session_id, log)
-
-    def _remember(self, session_id: str, log: SessionLog) -> SessionLog:
-        with self._lock:
-            existing = self._open.get(session_id)
-            if existing is not None:
-                evicted = [log]
-                log = existing
-            else:
-                self._open[session_id] = log
-                evicted = []
-                while len(self._open) > self._max_open:
-                    evicted.append(self._forget(next(iter(self._open))))
-        for old in evicted:
-            self._retire(old)
-        return log
-
-    def _drop(self, session_id: str, log: SessionLog | None = None) -> None:
-        with self._lock:
-            current = self._open.get(session_id)
-            if current is not None and (log is None or current is log):
-                self._forget(session_id)
-                log = current
-        if log is not None:
-            self._retire(log)
-
-    def _count(self, log: SessionLog) -> None:
-        """Count the messages `log`'s state holds; while the open sessions hold more than
-        `max_cached_messages`, close the least recently used others."""
-        evicted: list[SessionLog] = []
-        with self._lock:
-            if self._open.get(log.session_id) is not log:
-                return  # evicted or dropped meanwhile: no longer counted
-            self._cached += log.held - log.counted
-            log.counted = log.held
-            for session_id, other in list(self._open.items()):  # least recently used first
-                if self._cached <= self._max_cached:
-                    break
-                if other is not log and other.counted:
-                    evicted.append(self._forget(session_id))
-        for old in evicted:
-            self._retire(old)
-
-    def _forget(self, session_id: str) -> SessionLog:
-        """Take a session out of the cache (`_lock` held); the caller retires its handle."""
-        log = self._open.pop(session_id)
-        self._cached -= log.counted
-        return log
-
-    def _retire(self, log: SessionLog) -> None:
-        log.close()
-        if log.poisoned is not None:
-            with self._lock:
-                self._poisoned[log.session_id] = log.poisoned
-
-
-class _Gone(Exception):
-    """Internal: the session was deleted while we waited for its lock."""
 
 
 def _require(log: SessionLog | None) -> SessionLog:

@@ -25,11 +25,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
 
 from ..errors import JournalError
 from ..log import manifest as mf
@@ -38,9 +36,6 @@ from ..log.fs import FileSystem, unlink_quietly
 from ..log.manifest import Manifest
 from ..log.session import Options, SessionLog, Stale
 from .folding import Built, build, discard
-
-if TYPE_CHECKING:
-    from ..native import Journal
 
 log = logging.getLogger("journal.compaction")
 _FLUSH_BYTES = 1024 * 1024
@@ -319,59 +314,3 @@ def is_due(fs: FileSystem, path: str, policy: CompactionPolicy, live_records: in
         )
         return since is not None and time.time() - since.mtime >= policy.max_age
     return False
-
-
-def compact_all(journal: Journal, only_due: bool) -> CompactionReport:
-    """Compact every session with new records (`only_due`: only those the policy wants)."""
-    report = CompactionReport()
-    for session_id in list(journal.sessions()):
-        try:
-            path = journal.session_path(session_id)
-            if live_bytes(journal.fs, path, mf.load(journal.fs, path).snapshot_seq) == 0:
-                continue
-            result = journal.maybe_compact(session_id) if only_due else journal.compact(session_id)
-        except (JournalError, OSError) as exc:
-            log.warning("compaction of session %r failed: %s", session_id, exc)
-            report.errors[session_id] = str(exc)
-            continue
-        if result is not None:
-            report.results.append(result)
-    return report
-
-
-def compact_sessions(journal: Journal, session_ids: list[str]) -> CompactionReport:
-    """Compact each of `session_ids` that has new records (`compact_on_close`)."""
-    report = CompactionReport()
-    for session_id in session_ids:
-        try:
-            result = journal.compact(session_id)
-        except (JournalError, OSError) as exc:
-            log.warning("compaction of session %r on close failed: %s", session_id, exc)
-            report.errors[session_id] = str(exc)
-            continue
-        report.results.append(result)
-    return report
-
-
-class BackgroundCompactor:
-    """A daemon thread running `compact_all(only_due=True)` every `interval` seconds."""
-
-    def __init__(self, journal: Journal, interval: float) -> None:
-        self.journal, self.interval = journal, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="journal-compactor", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                compact_all(self.journal, only_due=True)
-            except Exception:  # the thread must outlive one bad pass; the failure is logged
-                log.exception("background compaction pass failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()

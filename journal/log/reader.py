@@ -1,4 +1,4 @@
-"""Reading a session through its open `SessionLog`, with the session lock held.
+"""Reading a session through its open `SessionLog` (an `OpenLog` here), its lock held.
 
 Strategy: two readers share one decoder. `advance_state` keeps the session's folded state
 current by parsing only bytes past its cursor (`log.reader`), starting from the compaction
@@ -9,18 +9,37 @@ compaction folded and from the live segments for the rest, resuming where the la
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..errors import CorruptionError
 from . import archive
+from .fs import FileSystem
+from .manifest import Manifest
 from .record import SEAL, Record
 from .scan import decode_run
-
-if TYPE_CHECKING:
-    from .session import SessionLog
+from .state import SessionState
 
 
-def advance_state(log: SessionLog, chat: bool = False) -> None:
+class OpenLog(Protocol):
+    """What the readers use of an open session (`session.SessionLog`), its lock held."""
+
+    fs: FileSystem
+    path: str
+    state: SessionState
+    manifest: Manifest
+    reader: tuple[int, int, int]  # where `state` is folded through: segment, offset, next seq
+    read_hint: tuple[int, int, int]  # where the last raw read ended: next seq, segment, offset
+    seg_first: int
+    seg_size: int
+    seg_fd: int
+    next_seq: int
+
+    def segment_path(self, first_seq: int) -> str: ...
+
+    def segments(self) -> list[int]: ...
+
+
+def advance_state(log: OpenLog, chat: bool = False) -> None:
     """Fold every record not folded yet into `log.state`; start from the snapshot after a
     compaction (with `chat`, decoding the snapshot also makes the state's `chat`)."""
     if log.state.last_seq < log.manifest.snapshot_seq:  # compacted: start from the snapshot
@@ -41,7 +60,7 @@ def advance_state(log: SessionLog, chat: bool = False) -> None:
     log.reader = (seg, offset, seq)
 
 
-def records_in(log: SessionLog, seg: int, offset: int, end: int, seq: int) -> tuple[list[Record], int]:
+def records_in(log: OpenLog, seg: int, offset: int, end: int, seq: int) -> tuple[list[Record], int]:
     """Decode the records of segment `seg` from `offset` to `end` (-1: the file's end),
     checking that they number on from `seq`; return them and the offset reached."""
     path = log.segment_path(seg)
@@ -56,7 +75,7 @@ def records_in(log: SessionLog, seg: int, offset: int, end: int, seq: int) -> tu
     return decode_run(data, offset, seq, path)
 
 
-def read_from(log: SessionLog, start: int) -> list[Record]:
+def read_from(log: OpenLog, start: int) -> list[Record]:
     """Every record with seq >= start: from archives, then the live segments."""
     segments = [s for s in log.segments() if s <= log.seg_first]
     out: list[Record] = []
@@ -80,7 +99,7 @@ def read_from(log: SessionLog, start: int) -> list[Record]:
     return out
 
 
-def read_origin(log: SessionLog, start: int, segments: list[int]) -> tuple[int, int, int]:
+def read_origin(log: OpenLog, start: int, segments: list[int]) -> tuple[int, int, int]:
     """Where to start parsing for `start`: where the last read ended when that is not
     past `start` (a reader tailing the log parses only new bytes), else a segment's start."""
     hint_seq, hint_seg, hint_offset = log.read_hint

@@ -277,7 +277,7 @@ def test_an_appender_interrupted_while_queued_still_takes_the_leadership_handed_
     main = threading.get_ident()
 
     def interrupt_main_once_queued() -> None:
-        while not journal._open["s"].queue:  # the main thread queued behind the leader
+        while not journal._pool.open["s"].queue:  # the main thread queued behind the leader
             threading.Event().wait(0.001)
         threading.Event().wait(0.05)  # and blocked on its gate
         signal.pthread_kill(main, signal.SIGUSR1)
