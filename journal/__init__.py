@@ -9,6 +9,7 @@ from .compaction.protocol import CompactionPolicy, CompactionReport, CompactionR
 from .errors import (
     CorruptionError,
     DurabilityError,
+    ForeignStoreError,
     InvalidRecordError,
     InvalidSessionIdError,
     JournalError,
@@ -37,6 +38,7 @@ __all__ = [
     "CorruptionError",
     "DefaultSessionStore",
     "DurabilityError",
+    "ForeignStoreError",
     "InvalidRecordError",
     "InvalidSessionIdError",
     "Journal",

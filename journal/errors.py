@@ -79,3 +79,13 @@ class UnsupportedFormatError(JournalError):
 
 class RecoveryWarning(UserWarning):
     """Something was repaired automatically (a torn tail cut back); nothing acknowledged lost."""
+
+
+class ForeignStoreError(JournalError):
+    """Files of another store (the docs' layout, PraisonAI's session files) that journal cannot
+    take in: broken JSON or a shape it does not know. Nothing was changed."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

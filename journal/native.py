@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from .adoption import adopt
 from .compaction import bulk
 from .compaction import protocol as compaction
 from .compaction.bulk import BackgroundCompactor
 from .compaction.protocol import CompactionPolicy, CompactionReport, CompactionResult
-from .errors import CorruptionError, DurabilityError, InvalidRecordError, JournalError, StoreRootError
+from .compaction.views import Writes
+from .errors import (
+    CorruptionError,
+    DurabilityError,
+    ForeignStoreError,
+    InvalidRecordError,
+    JournalError,
+    RecoveryWarning,
+    StoreRootError,
+)
 from .log import maintenance, naming
 from .log.fs import FileSystem, OsFileSystem
 from .log.pool import SessionPool
@@ -46,7 +57,9 @@ class Journal:
             least recently used sessions are closed, and read again when next used.
         file_mode, dir_mode: permissions of new files and directories.
         fs: the file system; tests pass a simulated disk.
-        compaction: when to compact, compression level, archive retention (`CompactionPolicy`).
+        compaction: when to compact, compression level, archive retention (`CompactionPolicy`);
+            with its `max_view_lag` set, a thread keeps the views of the sessions appended to
+            here at most that far behind, and first brings stale views current.
         background_compaction: run `compact_all(only_due=True)` in a thread until `close()`.
         compact_on_close: `close()` compacts every open session that has new records.
 
@@ -82,13 +95,18 @@ class Journal:
         self.options = Options(durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode)
         self.fs: FileSystem = fs if fs is not None else OsFileSystem()
         self._make_root()
-        self._pool = SessionPool(self.fs, self.root, self.options, max_open_sessions, max_cached_messages)
+        self._pool = SessionPool(
+            self.fs, self.root, self.options, max_open_sessions, max_cached_messages, prepare=self._adopt
+        )
         self._lock = threading.Lock()  # guards `_compactor`
         self.compaction = compaction if compaction is not None else CompactionPolicy()
         self._compact_on_close = compact_on_close
         self._compactor: BackgroundCompactor | None = None
         if background_compaction:
             self.start_background_compactor()
+        # The sessions appended to, for close() and the view keeper (compaction.views).
+        self._writes = Writes(self, self.compaction)
+        self._writes.start()
 
     def _make_root(self) -> None:
         st = self.fs.stat(self.root)
@@ -165,6 +183,8 @@ class Journal:
             if log is not None:
                 self._pool.drop(session_id, log)
             first = self._pool.with_log(session_id, True, lambda log: _require(log).append(items, mode))
+        if session_id not in self._writes.pending:  # once per session until its views are written
+            self._writes.note(session_id)
         return list(range(first, first + len(items)))
 
     # -- reading -----------------------------------------------------------------------------
@@ -195,17 +215,93 @@ class Journal:
         return state
 
     def exists(self, session_id: str) -> bool:
-        path = self.session_path(session_id)
-        return self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is not None
+        """Is there such a session (one another store left here counts: it is adopted now)?"""
+        identity = os.path.join(self.session_path(session_id), naming.IDENTITY_FILE)
+        if self.fs.stat(identity) is not None:
+            return True
+        self._adopt(session_id)
+        return self.fs.stat(identity) is not None
 
     def sessions(self) -> Iterator[str]:
-        """The ids of every session under the root."""
+        """The ids of every session under the root, those other stores left here included
+        (adopted as they are listed; one that cannot be understood is left out with a
+        `RecoveryWarning` naming its file)."""
+        found, foreign = self._listed()
+        if foreign:  # adopted now, here or by another thread or process: list again
+            for name in foreign:
+                self._adopt_listed(name)
+            found, _ = self._listed()
+        return iter(found)
+
+    def _listed(self) -> tuple[list[str], list[str]]:
+        """The journal sessions in the root, and the names of other stores' sessions."""
+        found: list[str] = []
+        foreign: list[str] = []
         for name in self.fs.listdir(self.root):
             session_id = naming.decode_id(name)
-            if session_id is None:
-                continue
-            if self.fs.stat(os.path.join(self.root, name, naming.IDENTITY_FILE)) is not None:
-                yield session_id
+            path = os.path.join(self.root, name)
+            if session_id is not None and self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is not None:
+                found.append(session_id)
+            elif (session_id is not None and adopt.docs_files(self.fs, path)) or adopt.is_praisonai_name(
+                name
+            ):
+                foreign.append(name)
+        return found, foreign
+
+    def _adopt_listed(self, name: str) -> None:
+        try:
+            if name.endswith(".json"):
+                self._adopt_file(name)
+            else:
+                self._adopt(naming.decode_id(name) or "")
+        except ForeignStoreError as exc:
+            warnings.warn(f"left out of the sessions: {exc}", RecoveryWarning, stacklevel=4)
+
+    # -- adoption of other stores' sessions ----------------------------------------------------
+
+    def _adopt(self, session_id: str) -> str | None:
+        """Take in `session_id` if another store left it here (the docs' layout, or a PraisonAI
+        file), then write its documented files; return the id if it exists now."""
+        foreign = adopt.adopt_session(self.fs, self.root, session_id, self.options)
+        if foreign is not None:
+            self._write_views(session_id)
+        return session_id
+
+    def _adopt_file(self, name: str) -> str | None:
+        """Adopt the PraisonAI session file `name` in the root; its session id, or None if
+        it is not a session file of a session still to adopt."""
+        foreign = adopt.adopt_praisonai_file(self.fs, self.root, name, self.options)
+        if foreign is None:
+            return None
+        self._write_views(foreign.session_id)
+        return foreign.session_id
+
+    def _write_views(self, session_id: str) -> None:
+        try:
+            self.compact(session_id)
+        except (JournalError, OSError) as exc:  # the log holds it all; the views come later
+            message = f"adopted {session_id!r}; its JSON files are not written yet: {exc}"
+            warnings.warn(message, RecoveryWarning, stacklevel=3)
+
+    def import_praisonai(
+        self, source: str | os.PathLike[str], *, dry_run: bool = False
+    ) -> adopt.ImportReport:
+        """Copy every PraisonAI session file (`<safe_id>.json`) of the directory `source` into
+        this store, leaving `source` as it is; sessions already here are skipped (so a second
+        run adds nothing). With `dry_run`, only report what would be imported.
+
+        Raises:
+            StoreRootError: `source` is not a directory.
+        """
+        source = os.fspath(source)
+        st = self.fs.stat(source)
+        if st is None or not st.is_dir:
+            raise StoreRootError(f"{source} is not a directory")
+        report = adopt.import_praisonai(self.fs, self.root, source, self.options, dry_run)
+        if not dry_run:
+            for session_id in report.sessions:
+                self._write_views(session_id)
+        return report
 
     def session_path(self, session_id: str) -> str:
         """The directory of `session_id` (whether or not it exists)."""
@@ -290,11 +386,17 @@ class Journal:
                 self._compactor = BackgroundCompactor(lambda: self.compact_all(only_due=True), every)
                 self._compactor.start()
 
+    def compact_written(self) -> CompactionReport:
+        """Compact the sessions this `Journal` appended to since the last call whose views
+        are stale (what `DefaultSessionStore.close()` does), not the whole store."""
+        return bulk.compact_sessions(self, self._writes.take_written())
+
     def close(self) -> None:
         with self._lock:
             compactor, self._compactor = self._compactor, None
         if compactor is not None:
             compactor.stop()
+        self._writes.stop()
         if self._compact_on_close:
             bulk.compact_sessions(self, self._pool.open_ids())
         self._pool.close()

@@ -286,8 +286,13 @@ def test_one_unreadable_session_does_not_hide_the_others_from_list_sessions(tmp_
     with DefaultSessionStore(tmp_path) as store:
         store.add_message("a", "user", "hello")
         store.add_message("b", "user", "hello")
-    (tmp_path / "a" / "identity.json").write_text("garbage")
-    store = DefaultSessionStore(tmp_path)
+    with Journal(tmp_path) as journal:  # live records after the views: the listing reads them
+        journal.append("a", {"role": "user", "content": "one"})
+        journal.append("a", {"role": "user", "content": "two"})
+    segment = next((tmp_path / "a" / "log").glob("*.jsonl"))
+    data = segment.read_bytes()
+    segment.write_bytes(data.replace(b'"one"', b'"0ne"'))  # a bad checksum, a valid record after
+    store = DefaultSessionStore(tmp_path, view_lag=None)
     with pytest.warns(UserWarning, match="'a' left out"):
         assert [row["session_id"] for row in store.list_sessions()] == ["b"]
     with pytest.raises(ValueError):
@@ -311,7 +316,7 @@ def test_a_missing_first_segment_is_reported_and_repaired_as_lost(tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    "content", ["garbage", '{"format": 2, "session_id": "s"}', '{"format": 1, "session_id": "t"}']
+    "content", ["garbage", '{"format": 3, "session_id": "s"}', '{"format": 1, "session_id": "t"}']
 )
 def test_verify_checks_the_identity_file(tmp_path: Path, content: str) -> None:
     with Journal(tmp_path) as journal:

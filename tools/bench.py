@@ -1,6 +1,6 @@
 """Append benchmarks for journal, each measured side by side with its baseline in one run.
 
-Usage: python tools/bench.py [--quick] [--dir DIR] [--only appends|history|latency] [--reps N]
+Usage: python tools/bench.py [--quick] [--dir DIR] [--only appends|history|latency|listing] [--reps N]
 
 Every figure is a median over interleaved repetitions (journal, baseline, journal, ...) so the
 noise of a shared 2-core machine hits both sides alike; the ratios are what to compare.
@@ -10,6 +10,9 @@ appends of a 100,000-record session <= 1.3x the first 100. And (issue #4) get_ch
 a compacted 10,000-message session against json.load of the same messages as the docs' JSON
 store writes them (one indented file, each message with its timestamp), cold (a new store, as
 after a restart) and warm (the same store again, as an agent does each turn).
+And (issue #11) DefaultSessionStore.list_sessions(limit=50) and list_sessions() of 10,000
+sessions of 10 messages against praisonaiagents 1.7.17's list_sessions of the same data
+(targets >= 10x and >= 2x faster); skipped with a note if praisonaiagents is not installed.
 tools/bench_compaction.py measures the compactor itself.
 """
 
@@ -269,6 +272,54 @@ def history_read(base: str, messages: int, reps: int) -> tuple[float, float, flo
     return tuple(statistics.median(t) * 1000 for t in times)  # type: ignore[return-value]
 
 
+def build_listing_stores(base: str, sessions: int) -> tuple[Any, Any] | None:
+    """`sessions` sessions of 10 messages (the same texts) in journal and in praisonaiagents'
+    JSON store (retention "keep_all"); None if praisonaiagents is not importable."""
+    try:
+        from praisonaiagents.session.store import DefaultSessionStore as PraisonStore
+    except ImportError:
+        return None
+    history = [
+        {"role": ("user", "assistant")[i % 2], "content": f"{MESSAGE['content']} ({i})"} for i in range(10)
+    ]
+    theirs = PraisonStore(session_dir=os.path.join(base, "praison"), retention="keep_all")
+    ours = DefaultSessionStore(os.path.join(base, "journal"), durability="none")
+    for n in range(sessions):
+        theirs.set_chat_history(f"session-{n:05d}", history)
+        ours.set_chat_history(f"session-{n:05d}", history)
+    ours.close()  # the views of every session written are current, as a program leaves them
+    return ours, theirs
+
+
+def listing(base: str, reps: int, sessions: int) -> None:
+    """list_sessions(limit=50) and list_sessions() of journal and praisonaiagents 1.7.17."""
+    stores = build_listing_stores(base, sessions)
+    if stores is None:
+        print("listing: skipped, praisonaiagents is not importable (pip install praisonaiagents==1.7.17)")
+        return
+    ours, theirs = stores
+    for label, limit, target in (("limit=50", 50, 10), ("all", sessions, 2)):
+        args = {} if limit == 50 else {"limit": None}
+
+        def ours_run(args: dict[str, Any] = args, limit: int = limit) -> float:
+            started = time.perf_counter()
+            assert len(ours.list_sessions(**args)) == limit
+            return time.perf_counter() - started
+
+        def theirs_run(limit: int = limit) -> float:
+            started = time.perf_counter()
+            assert len(theirs.list_sessions(limit=limit)) == limit
+            return time.perf_counter() - started
+
+        mine, base_time = side_by_side(reps, ours_run, theirs_run)
+        print(
+            f"list_sessions({label}) of {sessions:,} sessions x 10 messages: journal {mine * 1000:.1f} ms"
+            f" vs praisonaiagents {base_time * 1000:.1f} ms: {base_time / mine:.1f}x faster"
+            f" (target >= {target}x)"
+        )
+    ours.journal.close()
+
+
 def side_by_side(reps: int, ours: Callable[[], float], base: Callable[[], float]) -> tuple[float, float]:
     mine, theirs = [], []
     for _ in range(reps):
@@ -277,7 +328,7 @@ def side_by_side(reps: int, ours: Callable[[], float], base: Callable[[], float]
     return statistics.median(mine), statistics.median(theirs)
 
 
-SECTIONS = ("appends", "history", "latency")
+SECTIONS = ("appends", "history", "latency", "listing")
 
 
 def main() -> None:
@@ -309,6 +360,8 @@ def main() -> None:
             print(
                 f"  last 100 of {records:,} median {last:.1f} us: ratio {last / first:.2f}x (target <= 1.3x)"
             )
+        if "listing" in sections:
+            listing(base, reps, 2_000 if args.quick else 10_000)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""The `journal` command line: demo, ls, cat, verify, repair, compact.
+"""The `journal` command line: demo, ls, cat, verify, repair, compact, import-praisonai.
 
 Strategy: a thin argparse layer over `Journal`; every command prints plain text (or JSON
 lines for `cat`) and exits 0 when all is well, 1 when something is wrong, 2 on bad usage.
@@ -34,7 +34,23 @@ def _parser() -> argparse.ArgumentParser:
     repair.add_argument("session_id")
     compact = commands.add_parser("compact", help="write messages.json etc. and fold segments into archives")
     compact.add_argument("session_ids", nargs="*", help="default: every session with new records")
+    migrate = commands.add_parser(
+        "import-praisonai",
+        help="copy a directory of PraisonAI session files into the store",
+        description="Copy every PraisonAI session file (<safe_id>.json) of DIR into the store; DIR"
+        " is only read, and sessions already in the store are skipped."
+        " Example: journal --root ./sessions import-praisonai ~/.praisonai/sessions --dry-run",
+    )
+    migrate.add_argument(
+        "source", nargs="?", default=PRAISONAI_SESSIONS, help=f"default {PRAISONAI_SESSIONS}"
+    )
+    migrate.add_argument(
+        "--dry-run", action="store_true", help="report what would be imported, change nothing"
+    )
     return parser
+
+
+PRAISONAI_SESSIONS = os.path.join("~", ".praisonai", "sessions")
 
 
 def _positive(text: str) -> int:
@@ -72,6 +88,8 @@ def _run(args: argparse.Namespace) -> int:
         from .demo import run_demo
 
         return 0 if run_demo(args.root, args.agents, args.messages)["ok"] else 1
+    if args.command == "import-praisonai":
+        return _import_praisonai(args.root, os.path.expanduser(args.source), args.dry_run)
     if not os.path.isdir(args.root):  # read-only commands must not create a store
         print(f"journal: no store at {args.root}", file=sys.stderr)
         return 1
@@ -131,3 +149,18 @@ def _verify(journal: Journal, session_ids: list[str]) -> int:
         bad += not report.ok
     print(f"{len(session_ids)} session(s) verified, {bad} with problems")
     return 1 if bad else 0
+
+
+def _import_praisonai(root: str, source: str, dry_run: bool) -> int:
+    if not os.path.isdir(source):
+        print(f"journal: no directory {source}", file=sys.stderr)
+        return 1
+    with Journal(root) as journal:
+        report = journal.import_praisonai(source, dry_run=dry_run)
+    verb = "would import" if dry_run else "imported"
+    print(f"{verb} {len(report.sessions)} session(s), {report.messages} message(s) from {source} into {root}")
+    for name, reason in sorted(report.skipped.items()):
+        print(f"skipped {name}: {reason}")
+    for name, reason in sorted(report.refused.items()):
+        print(f"journal: not imported {name}: {reason}", file=sys.stderr)
+    return 1 if report.refused else 0

@@ -3,7 +3,8 @@
 Strategy: one streaming pass. The previous snapshot's message lines are copied verbatim (never
 parsed); then each closed segment is read in chunks that feed its zstd archive and, split into
 lines, a fold that mirrors `SessionState.apply` but sends each message straight to the new
-`messages.json` (truncated back to its head at a "clear"). Memory stays bounded by the chunk
+`messages.json` (truncated back to its head at a "clear"; the last message is held back so an
+"edit" record can still change it). Memory stays bounded by the chunk
 and flush sizes however long the history is. (A previous snapshot that is not one message per
 line, or does not read, is re-encoded from the history it reads as or the archives rebuild:
 that rare path holds the history in memory.) Every file is fsynced before step 3 may commit
@@ -24,9 +25,10 @@ from ..errors import CorruptionError
 from ..log import manifest as mf
 from ..log import naming, snapshot
 from ..log.archive import ArchiveWriter, file_chunks, load_snapshot
+from ..log.edit import applies, apply_edit
 from ..log.fs import FileSystem, read_file, temp_name, unlink_quietly
 from ..log.manifest import Manifest
-from ..log.record import CLEAR, LOST, MESSAGE, META, SEAL, BadLine, Header, Record, decode_header
+from ..log.record import CLEAR, EDIT, LOST, MESSAGE, META, SEAL, BadLine, Header, Record, decode_header
 from ..log.session import SessionLog
 from ..log.state import merge_metadata
 
@@ -48,16 +50,40 @@ class Built:
 
 
 class _MessagesFile:
-    """messages.json under construction: one line per message, restarted at a "clear"."""
+    """messages.json under construction: one line per message, restarted at a "clear".
+
+    The last message is held back (`last`) until the next one comes, so an edit record can
+    still change it (`log.edit`): as its line, or as a record once an edit has parsed it."""
 
     def __init__(self, fs: FileSystem, path: str, mode: int) -> None:
         self.fs, self.fd = fs, fs.open(path, create=True, mode=mode)
-        self.buffer, self.flushed, self.count = bytearray(snapshot.HEAD), 0, 0
+        self.buffer, self.flushed, self.count, self.written = bytearray(snapshot.HEAD), 0, 0, 0
+        self.last: bytes | Record | None = None
 
     def add(self, line: bytes) -> None:
-        self.buffer += snapshot.separator(self.count)
-        self.buffer += line
+        self._write_last()
+        self.last = line
         self.count += 1
+
+    def edit(self, header: Header, edit: Any) -> None:
+        """Fold one edit record into the held-back last message, if it applies to it."""
+        if self.last is None:
+            return
+        last = self.last if isinstance(self.last, Record) else snapshot.decode_message(self.last)
+        if not applies(edit, last):
+            return
+        edited = apply_edit(edit, last, header.ts)
+        self.last = edited
+        if edited is None:
+            self.count -= 1
+
+    def _write_last(self) -> None:
+        last, self.last = self.last, None
+        if last is None:
+            return
+        self.buffer += snapshot.separator(self.written)
+        self.buffer += last if isinstance(last, bytes) else snapshot.encode_message(last)
+        self.written += 1
         if len(self.buffer) >= _FLUSH_BYTES:
             self.fs.append(self.fd, bytes(self.buffer))
             self.flushed += len(self.buffer)
@@ -67,9 +93,10 @@ class _MessagesFile:
         if self.flushed:
             self.fs.truncate(self.fd, 0)
             self.flushed = 0
-        self.buffer, self.count = bytearray(snapshot.HEAD), 0
+        self.buffer, self.count, self.written, self.last = bytearray(snapshot.HEAD), 0, 0, None
 
     def finish(self, tail: bytes) -> int:
+        self._write_last()
         self.fs.append(self.fd, bytes(self.buffer) + tail)
         self.fs.sync(self.fd)
         size = self.flushed + len(self.buffer) + len(tail)
@@ -106,6 +133,8 @@ class _Fold:
             self.out.restart()
         elif header.kind == META:
             merge_metadata(self.metadata, orjson.loads(payload))
+        elif header.kind == EDIT:
+            self.out.edit(header, orjson.loads(payload))
 
 
 def _temp(built: Built, path: str, final: str) -> str:
@@ -148,7 +177,10 @@ def build(
         out.close()
     built.created_at, built.updated_at = fold.created_at, fold.updated_at
     _write_temp(fs, _temp(built, path, mf.METADATA_FILE), snapshot.encode_metadata(fold.metadata), mode)
-    info = snapshot.encode_session_info(handle.session_id, fold.metadata, fold.created_at, fold.updated_at)
+    summary = (last_seq, built.messages)
+    info = snapshot.encode_session_info(
+        handle.session_id, fold.metadata, fold.created_at, fold.updated_at, summary
+    )
     _write_temp(fs, _temp(built, path, mf.SESSION_INFO_FILE), info, mode)
     fs.sync_dir(path)
     fs.sync_dir(os.path.join(path, mf.ARCHIVE_DIR))

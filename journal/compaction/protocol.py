@@ -48,6 +48,8 @@ class CompactionPolicy:
     A session is due when it has live records and any of: its live log is at least
     max(`min_live_bytes`, `snapshot_ratio` x messages.json size); it has `min_live_records`
     live records; its last compaction (or creation) is `max_age` seconds old.
+    With `max_view_lag` set, a `Journal` keeps the views of the sessions it writes at most
+    that many seconds behind (a messages.json of S > `view_bytes` bytes: lag x S / view_bytes).
     Retention keeps every archive unless `keep_archives` (the newest N) or
     `max_archive_age` (seconds) is set; pruned records are gone from `Journal.read`.
     """
@@ -60,6 +62,10 @@ class CompactionPolicy:
     keep_archives: int | None = None
     max_archive_age: float | None = None
     interval: float = 30.0  # seconds between passes of the background compactor
+    # Views at most this many seconds behind the sessions this process writes (None: off);
+    # a messages.json over `view_bytes` waits proportionally longer (compaction.views).
+    max_view_lag: float | None = None
+    view_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass

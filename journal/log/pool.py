@@ -30,8 +30,17 @@ _RETRIES = 100  # an attempt fails only when another thread evicted or reopened 
 class SessionPool:
     """The open `SessionLog`s of the store at `root`, least recently used first."""
 
-    def __init__(self, fs: FileSystem, root: str, options: Options, max_open: int, max_cached: int) -> None:
+    def __init__(
+        self,
+        fs: FileSystem,
+        root: str,
+        options: Options,
+        max_open: int,
+        max_cached: int,
+        prepare: Callable[[str], object] | None = None,
+    ) -> None:
         self.fs, self.root, self.options = fs, root, options
+        self.prepare = prepare  # run before a session is opened (the facade adopts foreign files)
         self.max_open, self.max_cached = max_open, max_cached
         self.lock = threading.Lock()
         self.cached = 0  # the sum of `counted` over the open sessions
@@ -71,6 +80,8 @@ class SessionPool:
                 return log
             if create and session_id in self.poisoned:
                 raise self.poisoned[session_id]
+        if self.prepare is not None:
+            self.prepare(session_id)
         log = SessionLog(self.fs, self.path(session_id), session_id, self.options)
         try:
             if not log.open(create):

@@ -2,7 +2,7 @@
 
 Strategy: a line is written as
 
-    {"xxh3":"<16 hex>","v":1,"seq":<int>,"ts":<float>,"kind":"<kind>"[,"more":<int>],"data":<json>}\n
+    {"xxh3":"<16 hex>","v":<1|2>,"seq":<int>,"ts":<float>,"kind":"<kind>"[,"more":<int>],"data":<json>}\n
 
 The checksum covers every byte after ``","`` that follows the hex digits, up to but not
 including the newline: the header fields and the payload exactly as written. Verifying a line
@@ -23,15 +23,21 @@ import xxhash
 
 from ..errors import InvalidRecordError, RecordTooLargeError
 
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({1})
+FORMAT_VERSION = 1  # of identity.json and of every record kind of version 1
+SUPPORTED_VERSIONS = frozenset({1})  # identity.json formats this reader knows
 
 MESSAGE = "message"
 META = "meta"
 CLEAR = "clear"
 SEAL = "seal"
 LOST = "lost"
-KINDS = frozenset({MESSAGE, META, CLEAR, SEAL, LOST})
+EDIT = "edit"  # record version 2 (FORMAT.md, "Edit records")
+KINDS = frozenset({MESSAGE, META, CLEAR, SEAL, LOST, EDIT})
+# Record versions this reader knows. A record is written with the lowest version that has its
+# kind, so a log without edit records still reads with a version-1 reader, and a version-1
+# reader refuses an edit record (UnsupportedFormatError) instead of misreading the history.
+RECORD_VERSIONS = frozenset({1, 2})
+_KIND_VERSION = {EDIT: 2}
 
 _PREFIX = b'{"xxh3":"'
 _BODY_START = len(_PREFIX) + 16 + 2  # prefix, 16 hex digits, then '",'
@@ -95,7 +101,7 @@ def encode(seq: int, ts: float, kind: str, payload: bytes, more: int = 0) -> byt
     """One complete line, newline included, for an already-encoded payload."""
     more_field = b',"more":%d' % more if more else b""
     body = b'"v":%d,"seq":%d,"ts":%s,"kind":"%s"%s,"data":%s}' % (
-        FORMAT_VERSION,
+        _KIND_VERSION.get(kind, FORMAT_VERSION),
         seq,
         b"%.6f" % ts,
         kind.encode(),
@@ -118,14 +124,14 @@ def decode_header(line: bytes) -> Header:
     if vmatch is None:
         raise BadLine("malformed header")
     version = int(vmatch[1])
-    if version not in SUPPORTED_VERSIONS:
+    if version not in RECORD_VERSIONS:
         raise BadLine(f"unsupported format version {version}", version=version)
     match = _HEADER.match(body, vmatch.end())
     if match is None:
         raise BadLine("malformed header")
     kind = match[3].decode()
-    if kind not in KINDS:
-        raise BadLine(f"unknown record kind {kind!r}")
+    if kind not in KINDS or version < _KIND_VERSION.get(kind, 1):
+        raise BadLine(f"unknown record kind {kind!r} in a version {version} record")
     return Header(
         version=version,
         seq=int(match[1]),

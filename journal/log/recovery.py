@@ -21,9 +21,9 @@ from ..errors import UnsupportedFormatError
 from . import naming
 from .fs import FileSystem, read_file, write_atomic
 from .manifest import folded_through
-from .record import LOST, SEAL, SUPPORTED_VERSIONS, Header, encode, records_in_line
+from .record import LOST, SEAL, Header, encode, records_in_line
 from .scan import Problem, scan
-from .session import Options, quarantine
+from .session import IDENTITY_FORMATS, Options, quarantine
 
 
 @dataclass
@@ -62,7 +62,7 @@ def identity_problems(fs: FileSystem, path: str, session_id: str) -> list[Proble
     except orjson.JSONDecodeError:
         return [Problem(identity_path, 0, "corruption", "identity file is not JSON")]
     version = identity.get("format") if isinstance(identity, dict) else None
-    if version not in SUPPORTED_VERSIONS:
+    if version not in IDENTITY_FORMATS:
         return [Problem(identity_path, 0, "unsupported-format", f"unsupported format version {version!r}")]
     if identity.get("session_id") != session_id:
         reason = f"identity file names session {identity.get('session_id')!r}"

@@ -24,6 +24,7 @@ import orjson
 from ..errors import (
     CorruptionError,
     DurabilityError,
+    ForeignStoreError,
     JournalError,
     RecoveryWarning,
     SessionIdCollisionError,
@@ -31,14 +32,16 @@ from ..errors import (
 )
 from . import manifest as manifest_mod
 from . import naming, reader
+from .adopted import ADOPTED_IDENTITY_FORMAT, adopted_from, finish_moves
 from .durability import Durability, Slot
 from .fs import FileSystem, read_file, write_atomic
-from .record import FORMAT_VERSION, SEAL, SUPPORTED_VERSIONS, Record, encode
+from .record import FORMAT_VERSION, SEAL, Record, encode
 from .scan import Problem, scan
 from .state import SessionState
 
 DURABILITY_MODES = ("always", "batch", "none")
 DELETED_MARK = b"X"  # the last byte of a deleted session's lock file
+IDENTITY_FORMATS = (1, ADOPTED_IDENTITY_FORMAT)  # 2: adopted from another store (log/adopted.py)
 _OPEN_ATTEMPTS = 100  # each failed attempt means another process deleted the session meanwhile
 
 
@@ -168,6 +171,7 @@ class SessionLog(Durability):
         path = self.file(naming.IDENTITY_FILE)
         raw = read_file(self.fs, path)
         if raw is None:
+            self._refuse_foreign_files()
             if not create and not self.segments():
                 return False
             body = {"format": FORMAT_VERSION, "session_id": self.session_id}
@@ -177,7 +181,7 @@ class SessionLog(Durability):
             identity = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise CorruptionError(path, 0, "identity file is not JSON") from None
-        if not isinstance(identity, dict) or identity.get("format") not in SUPPORTED_VERSIONS:
+        if not isinstance(identity, dict) or identity.get("format") not in IDENTITY_FORMATS:
             version = identity.get("format") if isinstance(identity, dict) else None
             raise UnsupportedFormatError(path, version)
         if identity.get("session_id") != self.session_id:
@@ -185,7 +189,19 @@ class SessionLog(Durability):
                 f"{self.path} already holds session {identity.get('session_id')!r};"
                 f" refusing to mix in {self.session_id!r} (case-insensitive file system?)"
             )
+        if identity["format"] == ADOPTED_IDENTITY_FORMAT:  # finish moving the foreign files aside
+            compacted = self.fs.stat(self.file(manifest_mod.MANIFEST_FILE)) is not None
+            finish_moves(self.fs, self.path, adopted_from(identity, path), compacted)
         return True
+
+    def _refuse_foreign_files(self) -> None:
+        """No identity, yet the docs' files without a compaction manifest: another store's
+        session, which only adoption (`Journal` does it) may take in."""
+        if self.fs.stat(self.file(manifest_mod.MANIFEST_FILE)) is not None:
+            return
+        for name in manifest_mod.SNAPSHOT_FILES:
+            if self.fs.stat(self.file(name)) is not None:
+                raise ForeignStoreError(self.file(name), "journal did not write this session; adopt it first")
 
     def _open_active(self) -> None:
         log_dir = self.file(naming.LOG_DIR)

@@ -443,9 +443,14 @@ def agent_id(metadata: dict[str, Any]) -> Any:
 
 
 def encode_session_info(
-    session_id: str, metadata: dict[str, Any], created_at: float | None, updated_at: float | None
+    session_id: str,
+    metadata: dict[str, Any],
+    created_at: float | None,
+    updated_at: float | None,
+    summary: tuple[int, int] | None = None,
 ) -> bytes:
-    """`session_id.json` in the documented shape."""
+    """`session_id.json` in the documented shape; with `summary` (snapshot seq, message
+    count) also the ``"_journal"`` key a listing reads instead of the history (FORMAT.md)."""
     settings = metadata.get("settings")
     body = {
         "session_id": session_id,
@@ -455,6 +460,9 @@ def encode_session_info(
         "metadata": metadata,
         "settings": settings if isinstance(settings, dict) else {},
     }
+    if summary is not None:
+        seq, messages = summary
+        body[JOURNAL_KEY] = {"seq": seq, "messages": messages, "created": created_at, "updated": updated_at}
     return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
 
 

@@ -2,7 +2,8 @@
 
 Strategy: the log is the truth; a session's state is `fold(records)`. A "clear" record empties
 the message list, a "meta" record merges its fields into the metadata (a field set to None is
-removed), "seal" and "lost" records carry no user data. The same fold serves reads, the
+removed), an "edit" record changes the last message if it is the partial one it names
+(`log.edit`), "seal" and "lost" records carry no user data. The same fold serves reads, the
 `DefaultSessionStore` facade and the compactor's snapshot.
 """
 
@@ -13,8 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chat import llm_message
+from .edit import applies, apply_edit
 from .gcpause import gc_paused
-from .record import CLEAR, LOST, MESSAGE, META, SEAL, Record
+from .record import CLEAR, EDIT, LOST, MESSAGE, META, SEAL, Record
 from .snapshot import Lines
 
 
@@ -54,6 +56,28 @@ class SessionState:
                 self.chat = []
         elif record.kind == META:
             merge_metadata(self.metadata, record.data)
+        elif record.kind == EDIT:
+            self._edit(record)
+
+    def _edit(self, record: Record) -> None:
+        """Fold an edit record into the last message (`log.edit`), if it applies to it."""
+        if self.lines is not None and not self.messages:  # the last message is a snapshot line
+            with gc_paused():
+                self.messages = self.lines.records()
+            self.lines = None
+        last = self.messages[-1] if self.messages else None
+        if last is None or not applies(record.data, last):
+            return
+        edited = apply_edit(record.data, last, record.ts)
+        if edited is None:
+            self.messages.pop()
+        else:
+            self.messages[-1] = edited
+        if self.chat is not None:
+            if edited is None:
+                self.chat.pop()
+            else:
+                self.chat[-1] = llm_message(edited.data)
 
     def copy(self) -> SessionState:
         """A copy whose lists and metadata can be changed without touching this state."""

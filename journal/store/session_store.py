@@ -29,34 +29,75 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
-import warnings
 import weakref
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from ..compaction.protocol import CompactionReport, CompactionResult
-from ..errors import InvalidRecordError, JournalError
+from ..compaction.views import with_view_lag
 from ..log.chat import llm_message, message_role
 from ..log.gcpause import gc_paused
-from ..log.state import SessionState
+from ..log.record import CLEAR, MESSAGE, META
 from ..native import Journal
-from .session_data import SessionData, SessionMessage, iso_time, window_start
+from . import listing
+from .messages import message_data, message_from_dict
+from .mirror import MirrorWriter, mirror_records
+from .portable import ImportReport, PortableMixin
+from .praisonai_api import PraisonApiMixin
+from .recall import RecallMixin, SessionHit, SessionSummary
+from .records import append_records
+from .session_data import (
+    CHECKPOINT_KEY,
+    CompactionCheckpoint,
+    SessionData,
+    SessionMessage,
+    window_start,
+)
+from .streaming import StreamingMixin
 
-__all__ = ["DefaultSessionStore", "SessionData", "SessionMessage"]
+__all__ = [
+    "CompactionCheckpoint",
+    "DefaultSessionStore",
+    "ImportReport",
+    "SessionData",
+    "SessionHit",
+    "SessionMessage",
+    "SessionSummary",
+    "message_data",
+]
+
+DEFAULT_MAX_MESSAGES = 100
+RETENTIONS = ("compact", "truncate", "keep_all")
 
 
-class DefaultSessionStore:
+class DefaultSessionStore(StreamingMixin, PraisonApiMixin, RecallMixin, PortableMixin):
     """Conversation sessions under `session_dir`, one append-only journal per session.
 
-    A drop-in for PraisonAI's ``praisonaiagents.session.store.DefaultSessionStore``: change
-    only the import line. Usable as a context manager; `close()` compacts and closes.
+    A drop-in for PraisonAI's ``praisonaiagents.session.store.DefaultSessionStore`` (1.7 API):
+    change only the import line. Usable as a context manager; `close()` compacts and closes.
+    The full history is always kept: `retention` and `active_window` only shape what
+    `get_chat_history` returns.
 
     Args:
         session_dir: the store directory, created if missing.
+        max_messages: the default limit of `get_working_history` and of the window.
+        lock_timeout: seconds to wait for a session lock before `LockTimeout`.
+        retention: "keep_all" (the default, unless `max_messages` is not 100: then
+            "truncate", as in PraisonAI), "truncate" or "compact": with either of the last two,
+            `get_chat_history` without `max_messages` returns the last `active_window` messages.
+        active_window: the window of "truncate"/"compact" (default `max_messages`; None or
+            <= 0: no window).
+        mirror: an optional sink with PraisonAI's `SessionMirrorProtocol` (`append(sid,
+            records)`): persisted messages are also handed to it on a background thread.
+        cache_maxsize: how many sessions are kept open and folded in memory (0: the
+            journal's default, 256).
         durability: "batch" (default: group commit, each write returns after the fsync
             covering it), "always" (an fsync per write) or "none" (survives a process crash,
             not a power loss).
+        view_lag: messages.json, session_id.json and metadata.json of the sessions this
+            store writes hold every message older than this many seconds (a background
+            thread compacts them; a messages.json over 8 MiB trails proportionally more);
+            None: only `close()`, `compact()` and the compaction policy write them.
         **journal_options: further keyword arguments of `Journal` (``lock_timeout``,
             ``segment_bytes``, ``max_open_sessions``, ``fs``, ...).
 
@@ -66,13 +107,33 @@ class DefaultSessionStore:
 
     def __init__(
         self,
-        session_dir: str | os.PathLike[str] = "./sessions",
+        session_dir: str | os.PathLike[str] | None = "./sessions",
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        lock_timeout: float = 5.0,
+        retention: str | None = None,
+        active_window: int | None = None,
+        mirror: Any = None,
+        cache_maxsize: int = 256,
         *,
         durability: str = "batch",
+        view_lag: float | None = 10.0,
         **journal_options: Any,
     ) -> None:
-        self.session_dir = os.fspath(session_dir)
-        self._journal = Journal(self.session_dir, durability=durability, **journal_options)
+        if retention is None:
+            retention = "truncate" if max_messages != DEFAULT_MAX_MESSAGES else "keep_all"
+        if retention not in RETENTIONS:
+            raise ValueError(f"Invalid retention {retention!r}; expected one of {', '.join(RETENTIONS)}")
+        self.session_dir = os.fspath(session_dir if session_dir is not None else "./sessions")
+        self.max_messages, self.lock_timeout, self.retention = max_messages, lock_timeout, retention
+        self.active_window = active_window if active_window is not None else max_messages
+        if cache_maxsize and cache_maxsize > 0:
+            journal_options.setdefault("max_open_sessions", cache_maxsize)
+        # The views (messages.json, ...) of the sessions written here trail by at most view_lag s.
+        journal_options["compaction"] = with_view_lag(journal_options.get("compaction"), view_lag)
+        self._journal = Journal(
+            self.session_dir, durability=durability, lock_timeout=lock_timeout, **journal_options
+        )
+        self._mirror_writer = MirrorWriter(mirror) if mirror is not None else None
         _OPEN_STORES.add(self)  # a store never closed still leaves its JSON files current at exit
 
     @property
@@ -95,8 +156,8 @@ class DefaultSessionStore:
 
         Args:
             role: "user", "assistant", "system", "tool", ...
-            content: the text (a list of content parts, or None for a tool-call turn, is
-                accepted too).
+            content: the text (a list of content parts is accepted too; None only on an
+                assistant message with tool_calls, a turn that only calls tools).
             metadata: per-message metadata, stored as {} when None.
             tool_calls: on an assistant turn, the tool calls it requested.
             tool_call_id: on a "tool" result turn, the id of the call it answers.
@@ -111,7 +172,14 @@ class DefaultSessionStore:
         """
         data = message_data(role, content, metadata, tool_calls, tool_call_id)
         self._journal.append(session_id, data)
+        if self._mirror_writer is not None:
+            self._mirror_messages(session_id, [SessionMessage.from_dict(data)])
         return True
+
+    def _mirror_messages(self, session_id: str, messages: list[SessionMessage]) -> None:
+        """Hand persisted messages to the mirror, if there is one (never fails a write)."""
+        if self._mirror_writer is not None:
+            self._mirror_writer.enqueue(session_id, mirror_records(session_id, messages))
 
     def add_user_message(self, session_id: str, content: Any, metadata: dict[str, Any] | None = None) -> bool:
         """`add_message` with role "user"."""
@@ -127,16 +195,28 @@ class DefaultSessionStore:
         """Replace the session's messages with `messages`, all or nothing, even after a crash.
 
         Each item is a dict with "role" and "content" (and optionally "metadata", "tool_calls",
-        "tool_call_id"); the new messages are stamped with the time of this call.
+        "tool_call_id"); a missing or None content is "" (None stays on an assistant tool-call
+        turn). The new messages are stamped with the time of this call. The compaction
+        checkpoint, which indexed the old messages, is removed in the same batch.
         """
-        items = [_message_from_dict(index, item) for index, item in enumerate(messages)]
-        self._journal.replace_messages(session_id, items)
+        items = [message_from_dict(index, item) for index, item in enumerate(messages)]
+        records = [(CLEAR, {}), *self._drop_checkpoint(session_id), *((MESSAGE, item) for item in items)]
+        append_records(self._journal, session_id, records)
+        self._mirror_messages(session_id, [SessionMessage.from_dict(item) for item in items])
         return True
 
     def clear_session(self, session_id: str) -> bool:
-        """Empty the session's history with a logged "clear" event; its metadata stays."""
-        self._journal.clear(session_id)
+        """Empty the session's history with a logged "clear" event; its metadata stays, but for
+        the compaction checkpoint, removed in the same batch."""
+        append_records(self._journal, session_id, [(CLEAR, {}), *self._drop_checkpoint(session_id)])
         return True
+
+    def _drop_checkpoint(self, session_id: str) -> list[tuple[str, Any]]:
+        """The record removing the session's checkpoint, if it has one."""
+        state = self._journal.state(session_id)
+        return (
+            [(META, {CHECKPOINT_KEY: None})] if state is not None and CHECKPOINT_KEY in state.metadata else []
+        )
 
     def set_agent_info(
         self, session_id: str, agent_name: str | None = None, user_id: str | None = None
@@ -181,11 +261,14 @@ class DefaultSessionStore:
         reads in this process: copy them before changing them.
 
         Args:
-            max_messages: return only the last this many (None or 0: all), dropping leading
+            max_messages: return only the last this many (0: all; None: all, or the last
+                `active_window` with retention "truncate" or "compact"), dropping leading
                 tool results whose assistant tool call fell outside the window. The stored
                 history is never truncated.
         """
         window_start([], max_messages)  # check the argument even for an unknown session
+        if max_messages is None and self.retention != "keep_all" and (self.active_window or 0) > 0:
+            max_messages = self.active_window
         state = self._journal._chat_state(session_id)
         if state is None:
             return []
@@ -201,42 +284,17 @@ class DefaultSessionStore:
     def session_exists(self, session_id: str) -> bool:
         return self._journal.exists(session_id)
 
-    def list_sessions(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Every session, newest first by last update, at most `limit` of them.
+    def list_sessions(self, limit: int | None = 50) -> list[dict[str, Any]]:
+        """The `limit` (default 50, as PraisonAI's; None: all) most recently updated
+        sessions, newest first, read from the views and live logs, not the histories.
 
         Each entry has session_id (and its alias id), path (the session directory),
         created_at and updated_at (ISO-8601 strings), modified (a `datetime`, local time),
-        message_count, agent_name, agent_id and user_id.
+        message_count, agent_name, agent_id and user_id, and PraisonAI's title, source,
+        parent_id, parent_session_id, agent_key, model, total_tokens and cost from the
+        session metadata (None when absent). A damaged session is left out with a warning.
         """
-        if limit is not None and (not isinstance(limit, int) or limit < 0):
-            raise ValueError(f"limit must be None or an int >= 0, not {limit!r}")
-        found: list[tuple[float, dict[str, Any]]] = []
-        for session_id in self._journal.sessions():
-            try:
-                state = self._journal.state(session_id)
-            except JournalError as exc:  # one damaged session must not hide all the others
-                warnings.warn(f"session {session_id!r} left out of list_sessions: {exc}", stacklevel=2)
-                continue
-            if state is not None:  # None: deleted since it was listed
-                found.append((state.updated_at or 0.0, self._summary(session_id, state)))
-        found.sort(key=lambda pair: pair[0], reverse=True)
-        rows = [row for _, row in found]
-        return rows if limit is None else rows[:limit]
-
-    def _summary(self, session_id: str, state: SessionState) -> dict[str, Any]:
-        updated = state.updated_at or 0.0
-        return {
-            "session_id": session_id,
-            "id": session_id,
-            "path": self._journal.session_path(session_id),
-            "created_at": iso_time(state.created_at),
-            "updated_at": iso_time(updated),
-            "modified": datetime.fromtimestamp(updated),
-            "message_count": len(state.messages),
-            "agent_name": state.metadata.get("agent_name"),
-            "agent_id": state.metadata.get("agent_id"),
-            "user_id": state.metadata.get("user_id"),
-        }
+        return listing.list_sessions(self._journal, limit)
 
     # -- maintenance -------------------------------------------------------------------------
 
@@ -252,13 +310,14 @@ class DefaultSessionStore:
         return self._journal.compact(session_id)
 
     def close(self) -> None:
-        """Bring the documented JSON files up to date, then close the journal's files.
+        """Bring the documented JSON files of the sessions this store wrote up to date (not
+        the whole store's), then close the journal's files.
 
         The store stays usable: a later call reopens what it needs.
         """
         _OPEN_STORES.discard(self)
         try:
-            self._journal.compact_all()
+            self._journal.compact_written()
         finally:
             self._journal.close()
 
@@ -279,41 +338,3 @@ def _close_open_stores() -> None:
     for store in list(_OPEN_STORES):
         with contextlib.suppress(Exception):  # at exit there is no caller left to tell
             store.close()
-
-
-def message_data(
-    role: Any,
-    content: Any,
-    metadata: Any = None,
-    tool_calls: Any = None,
-    tool_call_id: Any = None,
-) -> dict[str, Any]:
-    """The record data of one message; raise `InvalidRecordError` for a field of a wrong type."""
-    _check_type("role", role, (str,), "a str")
-    _check_type("content", content, (str, list, type(None)), "a str (or a list of content parts)")
-    _check_type("metadata", metadata, (dict, type(None)), "a dict")
-    _check_type("tool_calls", tool_calls, (list, type(None)), "a list of dicts")
-    _check_type("tool_call_id", tool_call_id, (str, type(None)), "a str")
-    data: dict[str, Any] = {"role": role, "content": content, "metadata": dict(metadata or {})}
-    if tool_calls:
-        data["tool_calls"] = tool_calls
-    if tool_call_id is not None:
-        data["tool_call_id"] = tool_call_id
-    return data
-
-
-def _check_type(name: str, value: Any, types: tuple[type, ...], expected: str) -> None:
-    if not isinstance(value, types):
-        raise InvalidRecordError(f"{name} must be {expected}, not {type(value).__name__}", name)
-
-
-def _message_from_dict(index: int, item: Any) -> dict[str, Any]:
-    if not isinstance(item, dict):
-        raise InvalidRecordError(f"a message must be a dict, not {type(item).__name__}", f"messages[{index}]")
-    return message_data(
-        item.get("role", "user"),
-        item.get("content", ""),
-        item.get("metadata"),
-        item.get("tool_calls"),
-        item.get("tool_call_id"),
-    )

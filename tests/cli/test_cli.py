@@ -3,6 +3,7 @@ traceback reaches the user, and read-only commands create nothing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -57,3 +58,24 @@ def test_verify_and_repair_report_damage_with_exit_code_1_then_0(tmp_path: Path)
     after = journal_cli("--root", "st", "verify", cwd=tmp_path)
     assert after.returncode == 0
     assert "Traceback" not in verify.stderr + after.stderr
+
+
+def test_import_praisonai_reports_what_it_copied_and_refuses_what_it_cannot_read(tmp_path: Path) -> None:
+    source = tmp_path / "praisonai"
+    source.mkdir()
+    for sid in ("a", "b"):
+        body = {"session_id": sid, "messages": [{"role": "user", "content": f"hi {sid}", "timestamp": 1.0}]}
+        (source / f"{sid}.json").write_text(json.dumps(body))
+    dry = journal_cli("--root", "st", "import-praisonai", str(source), "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0 and "would import 2 session(s), 2 message(s)" in dry.stdout
+    assert not (tmp_path / "st" / "a").exists()
+    done = journal_cli("--root", "st", "import-praisonai", str(source), cwd=tmp_path)
+    assert done.returncode == 0 and "imported 2 session(s)" in done.stdout
+    assert journal_cli("--root", "st", "ls", cwd=tmp_path).stdout.split() == ["a", "b"]
+    (source / "c.json").write_text("{broken")
+    again = journal_cli("--root", "st", "import-praisonai", str(source), cwd=tmp_path)
+    assert again.returncode == 1 and "imported 0 session(s)" in again.stdout
+    assert "skipped a.json" in again.stdout and "not imported c.json" in again.stderr
+    assert "Traceback" not in again.stderr
+    missing = journal_cli("--root", "st", "import-praisonai", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert missing.returncode == 1 and "no directory" in missing.stderr

@@ -1,0 +1,1 @@
+"""Adoption: sessions other stores wrote (the docs' layout, PraisonAI's files), taken into journal."""
