@@ -8,16 +8,20 @@ from __future__ import annotations
 from .compaction.protocol import CompactionPolicy, CompactionReport, CompactionResult
 from .errors import (
     CorruptionError,
+    DeleteError,
     DurabilityError,
     ForeignStoreError,
     InvalidRecordError,
     InvalidSessionIdError,
     JournalError,
     LockTimeout,
+    ReadOnlyError,
     RecordTooLargeError,
     RecoveryWarning,
     SessionIdCollisionError,
     StoreRootError,
+    UnreadableSessionWarning,
+    UnsafePathError,
     UnsupportedFormatError,
 )
 from .log.record import FORMAT_VERSION, Record
@@ -37,6 +41,7 @@ __all__ = [
     "CompactionResult",
     "CorruptionError",
     "DefaultSessionStore",
+    "DeleteError",
     "DurabilityError",
     "ForeignStoreError",
     "InvalidRecordError",
@@ -45,6 +50,7 @@ __all__ = [
     "JournalError",
     "LockTimeout",
     "Problem",
+    "ReadOnlyError",
     "Record",
     "RecordTooLargeError",
     "RecoveryWarning",
@@ -54,6 +60,8 @@ __all__ = [
     "SessionMessage",
     "SessionState",
     "StoreRootError",
+    "UnreadableSessionWarning",
+    "UnsafePathError",
     "UnsupportedFormatError",
     "__version__",
 ]

@@ -89,3 +89,45 @@ class ForeignStoreError(JournalError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class ReadOnlyError(JournalError):
+    """A write (append, compact, repair, delete, ...) asked of a store opened read-only."""
+
+    def __init__(self, path: str, reason: str = "the store is open read-only") -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class UnreadableSessionWarning(RecoveryWarning):
+    """A session that could not be read (permissions, damage) was left out of a listing or a
+    pass over the store; the others were still listed or processed."""
+
+
+class UnsafePathError(JournalError):
+    """A symbolic link (or another kind of file) where journal keeps its own file or directory.
+
+    Nothing was followed, written or removed. Not a `CorruptionError`: `repair` cannot salvage
+    it and it is no damage to bytes; a link inside the store points outside journal's control,
+    so journal refuses it until a person removes it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class DeleteError(DurabilityError):
+    """A delete could not be finished (EIO, ENOSPC, EACCES while marking, moving or removing).
+
+    No writer is poisoned. The session is either untouched or marked deleted; a session marked
+    deleted is finished off by the next open of it, and files already moved aside by the next
+    open of the store, so no half-deleted session is ever used.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -26,12 +27,16 @@ from .errors import (
     ForeignStoreError,
     InvalidRecordError,
     JournalError,
+    ReadOnlyError,
     RecoveryWarning,
     StoreRootError,
+    UnreadableSessionWarning,
 )
-from .log import maintenance, naming
+from .log import forksafe, maintenance, naming
+from .log import index as listing_index
 from .log.fs import FileSystem, OsFileSystem
 from .log.pool import SessionPool
+from .log.readonly import ReadOnlyFileSystem
 from .log.record import CLEAR, MESSAGE, META, Record, encode_payload
 from .log.recovery import Report
 from .log.session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
@@ -62,9 +67,12 @@ class Journal:
             here at most that far behind, and first brings stale views current.
         background_compaction: run `compact_all(only_due=True)` in a thread until `close()`.
         compact_on_close: `close()` compacts every open session that has new records.
+        read_only: read a store this process cannot write: nothing is created, cut or
+            finished (torn tails are skipped with a `RecoveryWarning`, half-done compactions
+            read as committed), others' sessions are not adopted, writes raise `ReadOnlyError`.
 
     Raises:
-        StoreRootError: `root` is a file or cannot be written.
+        StoreRootError: `root` is a file or cannot be written (read-only: does not exist).
     """
 
     def __init__(
@@ -83,6 +91,7 @@ class Journal:
         compaction: CompactionPolicy | None = None,
         background_compaction: bool = False,
         compact_on_close: bool = False,
+        read_only: bool = False,
     ) -> None:
         _check_durability(durability)
         if min(segment_bytes, max_record_bytes, max_open_sessions, max_cached_messages) < 1:
@@ -92,11 +101,17 @@ class Journal:
         if not isinstance(lock_timeout, (int, float)) or not 0 <= lock_timeout < float("inf"):
             raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}")
         self.root = os.fspath(root)
-        self.options = Options(durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode)
+        self.options = Options(
+            durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode, read_only
+        )
+        self.read_only = read_only
         self.fs: FileSystem = fs if fs is not None else OsFileSystem()
+        if read_only:
+            self.fs = ReadOnlyFileSystem(self.fs, self.root)
         self._make_root()
+        prepare = None if read_only else self._adopt  # adoption writes: never in read-only mode
         self._pool = SessionPool(
-            self.fs, self.root, self.options, max_open_sessions, max_cached_messages, prepare=self._adopt
+            self.fs, self.root, self.options, max_open_sessions, max_cached_messages, prepare=prepare
         )
         self._lock = threading.Lock()  # guards `_compactor`
         self.compaction = compaction if compaction is not None else CompactionPolicy()
@@ -106,12 +121,27 @@ class Journal:
             self.start_background_compactor()
         # The sessions appended to, for close() and the view keeper (compaction.views).
         self._writes = Writes(self, self.compaction)
-        self._writes.start()
+        self._marked: weakref.WeakSet[SessionLog] = weakref.WeakSet()  # handles that marked
+        if not read_only:
+            self._writes.start()
+        forksafe.register(self)
+
+    def after_fork(self) -> None:
+        """In a child of `fork()` (`log.forksafe`): drop the parent's handles, unlocking
+        nothing, and its threads' locks; the child opens its own."""
+        self._lock = threading.Lock()
+        self._compactor = None  # the parent's keeps compacting the store: never run it twice
+        self._writes = self._writes.forked()
+        self._pool.after_fork()
 
     def _make_root(self) -> None:
         st = self.fs.stat(self.root)
         if st is not None and not st.is_dir:
             raise StoreRootError(f"store root {self.root} is a file, not a directory")
+        if self.read_only and st is None:
+            raise StoreRootError(f"no store at {self.root}")
+        if self.read_only:  # nothing to create, nothing to finish
+            return
         try:
             if st is None:
                 _make_dirs(self.fs, self.root, self.options.dir_mode)
@@ -182,7 +212,11 @@ class Journal:
         except (Stale, Closed):
             if log is not None:
                 self._pool.drop(session_id, log)
-            first = self._pool.with_log(session_id, True, lambda log: _require(log).append(items, mode))
+            log, first = self._pool.with_log(
+                session_id, True, lambda log: (log, _require(log).append(items, mode))
+            )
+        if log not in self._marked:  # one mark per handle for the listing index (log.index)
+            self._mark(session_id, log)
         if session_id not in self._writes.pending:  # once per session until its views are written
             self._writes.note(session_id)
         return list(range(first, first + len(items)))
@@ -219,6 +253,8 @@ class Journal:
         identity = os.path.join(self.session_path(session_id), naming.IDENTITY_FILE)
         if self.fs.stat(identity) is not None:
             return True
+        if self.read_only:  # no identity yet (or another store's files): readable if it has a log
+            return self._pool.with_log(session_id, False, lambda log: log is not None)
         self._adopt(session_id)
         return self.fs.stat(identity) is not None
 
@@ -227,7 +263,10 @@ class Journal:
         (adopted as they are listed; one that cannot be understood is left out with a
         `RecoveryWarning` naming its file)."""
         found, foreign = self._listed()
-        if foreign:  # adopted now, here or by another thread or process: list again
+        if foreign and self.read_only:
+            for name in foreign:  # adoption writes: left out, with a note
+                warnings.warn(f"{self.root}/{name}: not adopted (read-only)", RecoveryWarning, 2)
+        elif foreign:  # adopted now, here or by another thread or process: list again
             for name in foreign:
                 self._adopt_listed(name)
             found, _ = self._listed()
@@ -240,12 +279,16 @@ class Journal:
         for name in self.fs.listdir(self.root):
             session_id = naming.decode_id(name)
             path = os.path.join(self.root, name)
-            if session_id is not None and self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)) is not None:
-                found.append(session_id)
-            elif (session_id is not None and adopt.docs_files(self.fs, path)) or adopt.is_praisonai_name(
-                name
-            ):
-                foreign.append(name)
+            try:
+                if session_id is not None and self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)):
+                    found.append(session_id)
+                elif (session_id is not None and adopt.docs_files(self.fs, path)) or adopt.is_praisonai_name(
+                    name
+                ):
+                    foreign.append(name)
+            except OSError as exc:  # one unreadable session must not hide the others
+                message = f"{path}: session left out, it cannot be read: {exc}"
+                warnings.warn(message, UnreadableSessionWarning, stacklevel=3)
         return found, foreign
 
     def _adopt_listed(self, name: str) -> None:
@@ -293,6 +336,7 @@ class Journal:
         Raises:
             StoreRootError: `source` is not a directory.
         """
+        self._writable("import into")
         source = os.fspath(source)
         st = self.fs.stat(source)
         if st is None or not st.is_dir:
@@ -311,6 +355,7 @@ class Journal:
 
     def delete(self, session_id: str) -> bool:
         """Remove the session and every file of it, lock included; False if it did not exist."""
+        self._writable(f"delete {session_id!r} of")
 
         def delete(log: SessionLog | None) -> bool:
             if log is not None:
@@ -329,10 +374,18 @@ class Journal:
     def repair(self, session_id: str) -> Report:
         """Salvage a damaged session: damaged files are copied to its quarantine directory,
         every valid record is kept, unsaved sequence numbers become "lost" records."""
+        self._writable(f"repair {session_id!r} of")
         self._pool.drop(session_id)
         report = maintenance.repair_session(self.fs, self.session_path(session_id), self.options)
         self._pool.forgive(session_id)
+        self._mark(session_id, None)  # its summary may have changed with no append
         return report
+
+    def _mark(self, session_id: str, log: SessionLog | None) -> None:
+        """Tell the listing index the session changed; once done for `log`, its later
+        appends need no mark (`log.index` says why)."""
+        if listing_index.mark(self.fs, self.root, naming.encode_id(session_id)) and log is not None:
+            self._marked.add(log)
 
     def reopen(self, session_id: str) -> None:
         """Forget a poisoned or cached handle; the next use recovers the session from disk."""
@@ -350,6 +403,7 @@ class Journal:
             CorruptionError: a segment to fold is damaged (nothing is published).
             JournalError: the session was deleted or repaired meanwhile (nothing published).
         """
+        self._writable(f"compact {session_id!r} of")
         path = self.session_path(session_id)
         try:
             result = compaction.compact(self.fs, path, session_id, self.options, self.compaction)
@@ -376,10 +430,12 @@ class Journal:
 
     def compact_all(self, *, only_due: bool = False) -> CompactionReport:
         """Compact every session with new records (`only_due`: only those the policy wants)."""
+        self._writable("compact")
         return bulk.compact_all(self, only_due)
 
     def start_background_compactor(self, interval: float | None = None) -> None:
         """Run `compact_all(only_due=True)` every `interval` seconds until `close()`."""
+        self._writable("compact")
         with self._lock:
             if self._compactor is None:
                 every = self.compaction.interval if interval is None else interval
@@ -389,6 +445,8 @@ class Journal:
     def compact_written(self) -> CompactionReport:
         """Compact the sessions this `Journal` appended to since the last call whose views
         are stale (what `DefaultSessionStore.close()` does), not the whole store."""
+        if self.read_only:  # nothing was written
+            return CompactionReport()
         return bulk.compact_sessions(self, self._writes.take_written())
 
     def close(self) -> None:
@@ -400,6 +458,10 @@ class Journal:
         if self._compact_on_close:
             bulk.compact_sessions(self, self._pool.open_ids())
         self._pool.close()
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(self.root, f"cannot {what} the store: it is open read-only")
 
     def __enter__(self) -> Journal:
         return self

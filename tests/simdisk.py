@@ -20,6 +20,11 @@ page cache): every handle and lock is gone, every written byte is kept.
 Faults: `fail_sync()` makes a chosen coming `sync` raise EIO (nothing becomes durable; the bytes
 stay pending, so a later crash may keep or lose them), `fail_append()` makes a chosen coming
 `append` write a prefix and raise ENOSPC, and `capacity` bounds the bytes all files may hold.
+`fail_call()` makes a chosen coming `sync_dir`, `rename` or `unlink` raise EIO or ENOSPC
+without doing anything (a failed directory fsync leaves its operations pending): non-fatal
+faults, after which the code under test goes on. `sync_hook` runs at the start of every `sync`
+(a test can `cut_power_now()` from it, e.g. inside a group commit's fsync), and
+`crash_losing_unsynced()` is the power loss that keeps exactly what was synced.
 Locks live in memory: one process, so a lock held by another handle fails at once.
 """
 
@@ -28,6 +33,7 @@ from __future__ import annotations
 import errno
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from journal.errors import LockTimeout
@@ -83,6 +89,10 @@ class SimDisk:
         self._ops_left: int | None = None  # file system calls until the power goes off
         self.syncs = self.syncs_failed = self.appends_failed = 0
         self.power_losses = self.process_crashes = 0
+        self._call_faults: list[tuple[str, int, int]] = []  # (call, countdown, errno)
+        self.dir_syncs = self.calls_failed = 0
+        self.failed_calls: list[tuple[str, str]] = []  # (call, path) of every injected failure
+        self.sync_hook: Callable[[int], None] | None = None  # runs at the start of `sync(fd)`
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -172,6 +182,8 @@ class SimDisk:
     def sync(self, fd: int) -> None:
         self._tick()
         _, node = self._file(fd)
+        if self.sync_hook is not None:
+            self.sync_hook(fd)
         self.syncs += 1
         if _countdown(self._sync_faults):
             self.syncs_failed += 1
@@ -232,6 +244,7 @@ class SimDisk:
 
     def rename(self, src: str, dst: str) -> None:
         self._tick()
+        self._call_fault("rename", src)
         src_dir, src_name = self._parent(src)
         dst_dir, dst_name = self._parent(dst)
         ino = src_dir.entries.get(src_name)
@@ -248,6 +261,7 @@ class SimDisk:
 
     def unlink(self, path: str) -> None:
         self._tick()
+        self._call_fault("unlink", path)
         directory, name = self._parent(path)
         ino = directory.entries.get(name)
         if ino is None:
@@ -270,6 +284,8 @@ class SimDisk:
 
     def sync_dir(self, path: str) -> None:
         self._tick()
+        self.dir_syncs += 1
+        self._call_fault("sync_dir", path)  # before anything becomes durable: all stays pending
         ino = self._lookup(path)
         if ino is None or not self.inodes[ino].is_dir:
             raise _err(errno.ENOENT, path)
@@ -287,6 +303,30 @@ class SimDisk:
         """Make the append `after` appends from now write `written` bytes, then raise ENOSPC."""
         self._append_faults.append((after, written))
 
+    def fail_call(self, call: str, after: int = 0, code: int = errno.EIO) -> None:
+        """Make the `call` ("sync_dir", "rename" or "unlink") `after` such calls from now raise
+        `code` (EIO, ENOSPC) and do nothing: a fault the code under test survives."""
+        if call not in ("sync_dir", "rename", "unlink"):
+            raise ValueError(f"no fault injection for {call!r}")
+        self._call_faults.append((call, after, code))
+
+    def _call_fault(self, call: str, path: str) -> None:
+        hit = next((code for name, n, code in self._call_faults if name == call and n == 0), None)
+        self._call_faults = [
+            (name, n - 1 if name == call else n, code)
+            for name, n, code in self._call_faults
+            if not (name == call and n == 0)
+        ]
+        if hit is not None:
+            self.calls_failed += 1
+            self.failed_calls.append((call, path))
+            raise _err(hit, path)
+
+    def cut_power_now(self) -> None:
+        """The power goes off during the current call: it and every later one raise `PowerCut`."""
+        self._ops_left = 0
+        raise PowerCut()
+
     def cut_power_after(self, calls: int) -> None:
         """Let `calls` more file system calls run, then raise `PowerCut` from every call until
         `crash` picks what the disk holds: a power loss in the middle of an operation."""
@@ -301,6 +341,7 @@ class SimDisk:
     def clear_faults(self) -> None:
         self._sync_faults.clear()
         self._append_faults.clear()
+        self._call_faults.clear()
 
     def used(self) -> int:
         return sum(len(n.data) for n in self._reachable_files())
@@ -331,6 +372,15 @@ class SimDisk:
             if not node.is_dir:
                 node.data = _replay(node, rng)
                 node.durable, node.pending = bytes(node.data), []
+
+    def crash_losing_unsynced(self) -> None:
+        """Power loss that keeps exactly what was synced: every unsynced byte, truncate and
+        name is lost (the worst case `crash(rng)` may draw, as LevelDB's fault injection)."""
+        self.power_losses += 1
+        self.crash_process()
+        for node in self.inodes.values():
+            node.entries, node.ops = dict(node.durable_entries), []
+            node.data, node.pending = bytearray(node.durable), []
 
     def sync_all(self) -> None:
         """The OS wrote everything back (no crash): every file and directory is durable."""

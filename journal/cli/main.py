@@ -2,6 +2,10 @@
 
 Strategy: a thin argparse layer over `Journal`; every command prints plain text (or JSON
 lines for `cat`) and exits 0 when all is well, 1 when something is wrong, 2 on bad usage.
+The read commands (ls, cat, verify) open a store this process cannot write read-only, so a
+backup or another user's store can be inspected. A session that cannot be read is reported
+(an `UnreadableSessionWarning`, or a line of verify's report) and the command goes on with
+the others, exiting 1 at the end.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from ..errors import InvalidSessionIdError, JournalError
+from ..errors import InvalidSessionIdError, JournalError, UnreadableSessionWarning
 from ..native import Journal
 
 
@@ -62,9 +66,17 @@ def _positive(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    warnings.showwarning = _show_warning
+    unreadable: list[str] = []
+
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object) -> None:
+        if issubclass(category, UnreadableSessionWarning):
+            unreadable.append(str(message))
+        _show_warning(message, category)
+
+    warnings.showwarning = show
     try:
-        return _run(args)
+        code = _run(args)
+        return 1 if unreadable and code == 0 else code
     except (InvalidSessionIdError, TypeError) as exc:
         print(f"journal: {exc}", file=sys.stderr)
         return 2
@@ -93,7 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.root):  # read-only commands must not create a store
         print(f"journal: no store at {args.root}", file=sys.stderr)
         return 1
-    with Journal(args.root) as journal:
+    writable = os.access(args.root, os.W_OK | os.X_OK)
+    with Journal(args.root, read_only=args.command in READ_COMMANDS and not writable) as journal:
         for session_id in _named(args):
             if not journal.exists(session_id):
                 print(f"journal: no session {session_id!r} in {args.root}", file=sys.stderr)
@@ -117,6 +130,9 @@ def _run(args: argparse.Namespace) -> int:
             f" {len(report.lost)} lost, damaged files kept in {report.quarantined}"
         )
         return 1 if report.problems else 0
+
+
+READ_COMMANDS = ("ls", "cat", "verify")
 
 
 def _named(args: argparse.Namespace) -> list[str]:
@@ -143,7 +159,12 @@ def _compact(journal: Journal, session_ids: list[str]) -> int:
 def _verify(journal: Journal, session_ids: list[str]) -> int:
     bad = 0
     for session_id in session_ids:
-        report = journal.verify(session_id)
+        try:
+            report = journal.verify(session_id)
+        except (JournalError, OSError) as exc:  # one unreadable session: report it, go on
+            print(f"{session_id}: cannot be verified: {exc}")
+            bad += 1
+            continue
         for problem in report.problems:
             print(f"{session_id}: {problem.kind} at {problem.path}:{problem.offset}: {problem.reason}")
         bad += not report.ok

@@ -14,23 +14,30 @@ it; nothing of the live session is touched, so a failure here only leaves orphan
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import xxhash
 
-from ..errors import CorruptionError
+from ..errors import CorruptionError, RecoveryWarning
 from ..log import manifest as mf
-from ..log import naming, snapshot
+from ..log import snapshot
 from ..log.archive import ArchiveWriter, file_chunks, load_snapshot
 from ..log.edit import applies, apply_edit
 from ..log.fs import FileSystem, read_file, temp_name, unlink_quietly
 from ..log.manifest import Manifest
 from ..log.record import CLEAR, EDIT, LOST, MESSAGE, META, SEAL, BadLine, Header, Record, decode_header
-from ..log.session import SessionLog
+from ..log.session import SessionLog, quarantine
 from ..log.state import merge_metadata
+from . import merging
+from .merging import ArchivePlan
+
+log = logging.getLogger("journal.compaction")
 
 _FLUSH_BYTES = 1024 * 1024
 
@@ -40,6 +47,8 @@ class Built:
     """What step 2 wrote (temps to publish) and found (times, sizes)."""
 
     pending: list[tuple[str, str]] = field(default_factory=list)  # (temp, final), relative
+    archives: list[str] = field(default_factory=list)  # names of the archives written, in order
+    views: list[tuple[str, str]] = field(default_factory=list)  # (view file, xxh3 of its bytes)
     created_at: float | None = None
     updated_at: float | None = None
     folded_bytes: int = 0
@@ -125,7 +134,9 @@ class _Fold:
         self.updated_at = header.ts
         if header.kind == MESSAGE:
             line = snapshot.splice_message(payload, header.seq, header.ts, header.more)
-            if line is None:
+            if line is not None:
+                orjson.loads(payload)  # spliced unparsed: check it parses as a read will
+            else:
                 record = Record(header.seq, header.ts, MESSAGE, orjson.loads(payload), header.more)
                 line = snapshot.encode_message(record)
             self.out.add(line)
@@ -145,10 +156,17 @@ def _temp(built: Built, path: str, final: str) -> str:
 
 
 def build(
-    handle: SessionLog, base: Manifest, segments: list[int], last_seq: int, level: int, built: Built
+    handle: SessionLog,
+    base: Manifest,
+    segments: list[int],
+    last_seq: int,
+    archiving: tuple[int, int],
+    built: Built,
 ) -> None:
-    """Step 2, without the session lock: write every new file under a temp name, durably."""
+    """Step 2, without the session lock: write every new file under a temp name, durably.
+    `archiving` is (zstd level, merge bytes): see `merging`."""
     fs, path, mode = handle.fs, handle.path, handle.options.file_mode
+    level, merge_bytes = archiving
     if fs.mkdir(os.path.join(path, mf.ARCHIVE_DIR), handle.options.dir_mode):
         fs.sync_dir(path)
     out = _MessagesFile(fs, _temp(built, path, mf.MESSAGES_FILE), mode)
@@ -156,32 +174,37 @@ def build(
         try:
             fold = _Fold(out, base, _previous_metadata(fs, path, base))
             if base.snapshot_seq:
-                _copy_previous_messages(fs, path, base.snapshot_seq, out)
-        except CorruptionError:
-            # The previous snapshot was edited or damaged: re-encode what it reads as (or, if
-            # it does not read, what load_snapshot rebuilds from the archives with a warning;
-            # it raises if retention left no way to rebuild it).
+                _copy_previous_messages(fs, path, base, out)
+        except CorruptionError as exc:
+            # The previous snapshot was edited, deleted or damaged: keep the edited files
+            # aside, then write what the archives rebuild (load_snapshot warns; with
+            # retention's pruned archives it can only re-encode what the view reads as).
+            set_aside_views(handle, base, exc)
             out.restart()
             previous = load_snapshot(fs, path, base)
             fold = _Fold(out, base, previous.metadata)
             for record in previous.messages:
                 out.add(snapshot.encode_message(record))
         seq = base.snapshot_seq + 1
-        for first in segments:
-            seq = _fold_segment(handle, first, seq, level, fold, built)
+        sizes = [(first, _closed_size(handle, first)) for first in segments]
+        for archive in merging.plan(fs, path, base, sizes, merge_bytes):
+            seq = _fold_archive(handle, archive, seq, level, fold, built)
         if seq != last_seq + 1:
             raise CorruptionError(path, 0, f"closed segments end at seq {seq - 1}, expected {last_seq}")
         built.messages = out.count
         built.snapshot_bytes = out.finish(snapshot.tail(out.count, fold.updated_at, last_seq))
     finally:
         out.close()
+    built.views.append((mf.MESSAGES_FILE, _hash_file(fs, os.path.join(path, built.pending[0][0]))))
     built.created_at, built.updated_at = fold.created_at, fold.updated_at
-    _write_temp(fs, _temp(built, path, mf.METADATA_FILE), snapshot.encode_metadata(fold.metadata), mode)
+    metadata = snapshot.encode_metadata(fold.metadata)
+    _write_temp(fs, _temp(built, path, mf.METADATA_FILE), metadata, mode)
     summary = (last_seq, built.messages)
     info = snapshot.encode_session_info(
         handle.session_id, fold.metadata, fold.created_at, fold.updated_at, summary
     )
     _write_temp(fs, _temp(built, path, mf.SESSION_INFO_FILE), info, mode)
+    built.views += [(mf.METADATA_FILE, mf.view_hash(metadata)), (mf.SESSION_INFO_FILE, mf.view_hash(info))]
     fs.sync_dir(path)
     fs.sync_dir(os.path.join(path, mf.ARCHIVE_DIR))
 
@@ -189,20 +212,28 @@ def build(
 def _previous_metadata(fs: FileSystem, path: str, base: Manifest) -> dict[str, Any]:
     if not base.snapshot_seq:
         return {}
-    raw = read_file(fs, os.path.join(path, mf.METADATA_FILE))
+    meta_path = os.path.join(path, mf.METADATA_FILE)
+    raw = read_file(fs, meta_path)
     if raw is None:
-        raise CorruptionError(os.path.join(path, mf.METADATA_FILE), 0, "snapshot metadata is missing")
-    return snapshot.decode_metadata(raw)
+        raise CorruptionError(meta_path, 0, "snapshot metadata is missing")
+    expected = base.view_hash(mf.METADATA_FILE)
+    if expected is not None and mf.view_hash(raw) != expected:
+        raise CorruptionError(meta_path, 0, "metadata.json was changed after compaction wrote it")
+    try:
+        return snapshot.decode_metadata(raw)
+    except snapshot.BadSnapshot as exc:
+        raise CorruptionError(meta_path, 0, str(exc)) from None
 
 
-def _copy_previous_messages(fs: FileSystem, path: str, snapshot_seq: int, out: _MessagesFile) -> None:
+def _copy_previous_messages(fs: FileSystem, path: str, base: Manifest, out: _MessagesFile) -> None:
     """The previous snapshot's message lines, copied verbatim but for stamp objects, which
     are encoded again (`snapshot.copyable_line`). A line whose stamp does not read, or a file
     whose lines are not one message each (a message re-indented by hand still reads as JSON),
     raises `CorruptionError`, so the caller re-encodes what the snapshot reads as instead of
     carrying damage or fragments forward."""
     messages_path = os.path.join(path, mf.MESSAGES_FILE)
-    reader = snapshot.MessagesReader(file_chunks(fs, messages_path))
+    hasher = xxhash.xxh3_64()
+    reader = snapshot.MessagesReader(_hashed(file_chunks(fs, messages_path), hasher))
     copied = 0
     try:
         for line in reader.lines():
@@ -212,47 +243,84 @@ def _copy_previous_messages(fs: FileSystem, path: str, snapshot_seq: int, out: _
             copied += 1
     except snapshot.BadSnapshot as exc:
         raise CorruptionError(messages_path, 0, str(exc)) from None
-    if reader.trailer.get("journal_seq") != snapshot_seq:
+    except FileNotFoundError:
+        raise CorruptionError(messages_path, 0, "snapshot messages.json is missing") from None
+    expected = base.view_hash(mf.MESSAGES_FILE)
+    if expected is not None and hasher.hexdigest() != expected:
+        raise CorruptionError(messages_path, 0, "messages.json was changed after compaction wrote it")
+    if reader.trailer.get("journal_seq") != base.snapshot_seq:
         raise CorruptionError(messages_path, 0, "previous snapshot does not match compaction.json")
     if reader.trailer.get("total_messages") != copied:
         raise CorruptionError(messages_path, 0, "previous snapshot's lines are not one message each")
 
 
-def _fold_segment(handle: SessionLog, first: int, seq: int, level: int, fold: _Fold, built: Built) -> int:
+def _closed_size(handle: SessionLog, first: int) -> int:
+    st = handle.fs.stat(handle.segment_path(first))
+    if st is None:
+        raise CorruptionError(handle.segment_path(first), 0, "closed segment disappeared during compaction")
+    return st.size
+
+
+def _fold_archive(
+    handle: SessionLog, archive: ArchivePlan, seq: int, level: int, fold: _Fold, built: Built
+) -> int:
+    """Write one archive (the previous newest one's records first, if it extends it) and
+    fold the records of its segments; return the next seq expected."""
+    writer, archive = _archive_writer(handle, archive, level, built)
+    try:
+        for first, _ in archive.segments:
+            seq = _fold_segment(handle, first, seq, fold, built, writer)
+        built.archive_bytes += writer.finish()
+    finally:
+        writer.close()
+    built.archives.append(archive.name)
+    return seq
+
+
+def _archive_writer(
+    handle: SessionLog, archive: ArchivePlan, level: int, built: Built
+) -> tuple[ArchiveWriter, ArchivePlan]:
+    """A writer for `archive`, its carried content already in; if that content does not
+    check out, a writer for a new archive of the same segments instead (the old one is left
+    for `verify` to report)."""
+    fs, path, mode = handle.fs, handle.path, handle.options.file_mode
+    temp = _temp(built, path, mf.archive_name(archive.name))
+    writer = ArchiveWriter(fs, temp, level, mode, archive.size)
+    if not archive.carried:
+        return writer, archive
+    try:
+        merging.carry(fs, path, archive, writer)
+        return writer, archive
+    except (CorruptionError, FileNotFoundError) as exc:
+        log.warning("%s: newest archive not extended (%s); starting a new one", path, exc)
+        writer.close()
+        built.pending.pop()
+        unlink_quietly(fs, temp)
+    fresh = ArchivePlan(archive.segments[0][0], 0, archive.segments)
+    temp = _temp(built, path, mf.archive_name(fresh.name))
+    return ArchiveWriter(fs, temp, level, mode, fresh.size), fresh
+
+
+def _fold_segment(
+    handle: SessionLog, first: int, seq: int, fold: _Fold, built: Built, writer: ArchiveWriter
+) -> int:
     """Archive one closed segment and fold its records; return the next seq expected."""
     fs, path = handle.fs, handle.segment_path(first)
     if first != seq:
         raise CorruptionError(path, 0, f"segment starts at {first}, expected {seq}")
-    st = fs.stat(path)
-    if st is None:
-        raise CorruptionError(path, 0, "closed segment disappeared during compaction")
-    writer = ArchiveWriter(
-        fs,
-        _temp(built, handle.path, mf.archive_name(naming.segment_name(first))),
-        level,
-        handle.options.file_mode,
-        st.size,
-    )
     last: Header | None = None
     offset = 0
-    try:
-        for line in snapshot.iter_lines(_teed(file_chunks(fs, path), writer)):
-            last = _check(line, path, offset, seq)
+    for line in snapshot.iter_lines(merging.teed(file_chunks(fs, path), writer)):
+        last = _check(line, path, offset, seq)
+        try:
             fold.apply(last, line[last.data_start : -2])
-            seq, offset = seq + 1, offset + len(line)
-        built.archive_bytes += writer.finish()
-    finally:
-        writer.close()
+        except orjson.JSONDecodeError as exc:  # a read would fail on it: never archive it
+            raise CorruptionError(path, offset, f"payload is not JSON ({exc})") from None
+        seq, offset = seq + 1, offset + len(line)
     if last is None or last.kind != SEAL:
         raise CorruptionError(path, offset, "a closed segment does not end in a seal record")
     built.folded_bytes += offset
     return seq
-
-
-def _teed(chunks: Iterator[bytes], writer: ArchiveWriter) -> Iterator[bytes]:
-    for chunk in chunks:
-        writer.write(chunk)
-        yield chunk
 
 
 def _check(line: bytes, path: str, offset: int, seq: int) -> Header:
@@ -266,6 +334,37 @@ def _check(line: bytes, path: str, offset: int, seq: int) -> Header:
     if header.seq != seq:
         raise CorruptionError(path, offset, f"sequence number {header.seq}, expected {seq}")
     return header
+
+
+def _hashed(chunks: Iterator[bytes], hasher: Any) -> Iterator[bytes]:
+    for chunk in chunks:
+        hasher.update(chunk)
+        yield chunk
+
+
+def _hash_file(fs: FileSystem, path: str) -> str:
+    hasher = xxhash.xxh3_64()
+    for chunk in file_chunks(fs, path):
+        hasher.update(chunk)
+    return str(hasher.hexdigest())
+
+
+def set_aside_views(handle: SessionLog, base: Manifest, cause: CorruptionError) -> None:
+    """Copy each view file that is not as the last compaction wrote it into quarantine/
+    (the next compaction replaces it), with a `RecoveryWarning`."""
+    for name in (mf.MESSAGES_FILE, mf.METADATA_FILE, mf.SESSION_INFO_FILE):
+        view = os.path.join(handle.path, name)
+        raw = read_file(handle.fs, view)
+        if raw is None:
+            continue
+        expected = base.view_hash(name)
+        if not (expected != mf.view_hash(raw) if expected is not None else view == cause.path):
+            continue
+        kept = quarantine(handle.fs, handle.path, f"{name}.edited", raw, handle.options)
+        warnings.warn(
+            RecoveryWarning(f"{view}: {cause.reason}; kept aside as {kept}, rebuilt from the log"),
+            stacklevel=2,
+        )
 
 
 def _write_temp(fs: FileSystem, path: str, data: bytes, mode: int) -> None:

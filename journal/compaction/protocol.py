@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from ..errors import JournalError
 from ..log import manifest as mf
 from ..log import naming
-from ..log.fs import FileSystem, unlink_quietly
+from ..log.fs import FileSystem, read_file, unlink_quietly
 from ..log.manifest import Manifest
 from ..log.session import Options, SessionLog, Stale
 from .folding import Built, build, discard
@@ -59,6 +59,9 @@ class CompactionPolicy:
     min_live_records: int | None = None
     max_age: float | None = None
     level: int = 3
+    # Folded segments go into the newest archive while it holds less than this many bytes of
+    # log (0: one archive per folded segment): see compaction.merging.
+    merge_archive_bytes: int = 4 * 1024 * 1024
     keep_archives: int | None = None
     max_archive_age: float | None = None
     interval: float = 30.0  # seconds between passes of the background compactor
@@ -131,7 +134,7 @@ def compact(
             raise JournalError(f"{path} was deleted while compacting")
         try:
             plan = _seal(handle)
-            if plan.last_seq > plan.manifest.snapshot_seq:
+            if plan.last_seq > plan.manifest.snapshot_seq or views_damaged(handle.fs, path, plan.manifest):
                 result = _build_and_publish(handle, plan, policy)
             else:
                 result = CompactionResult(session_id, False, plan.last_seq, reason="nothing new")
@@ -186,7 +189,8 @@ def _seal(handle: SessionLog) -> _Plan:
 def _build_and_publish(handle: SessionLog, plan: _Plan, policy: CompactionPolicy) -> CompactionResult:
     built = Built()
     try:
-        build(handle, plan.manifest, plan.segments, plan.last_seq, policy.level, built)
+        archiving = (policy.level, policy.merge_archive_bytes)
+        build(handle, plan.manifest, plan.segments, plan.last_seq, archiving, built)
         _publish(handle, plan, built)
     finally:
         if not built.committed:
@@ -215,14 +219,18 @@ def _publish(handle: SessionLog, plan: _Plan, built: Built) -> None:
     """Step 3, under the session lock: commit with the manifest, then finish (if finishing
     fails the compaction stays committed and the next open finishes it)."""
     folded = tuple(naming.segment_name(s) for s in plan.segments)
+    kept = plan.manifest.archived
+    if kept and built.archives and built.archives[0] == kept[-1]:
+        kept = kept[:-1]  # the newest archive was extended: its new file replaces it
     new = Manifest(
         snapshot_seq=plan.last_seq,
         created_at=built.created_at,
         updated_at=built.updated_at,
-        archived=plan.manifest.archived + folded,
+        archived=kept + tuple(built.archives),
         pruned_through=plan.manifest.pruned_through,
         pending=tuple(built.pending),
         folded=folded,
+        views=tuple(built.views),
     )
     with _locked(handle):
         if handle.generation != plan.generation:
@@ -238,6 +246,19 @@ def _publish(handle: SessionLog, plan: _Plan, built: Built) -> None:
                 "%s: compaction committed, finishing failed (%s); the next open will", handle.path, exc
             )
             raise
+
+
+def views_damaged(fs: FileSystem, path: str, current: Manifest) -> bool:
+    """Is a view file of the last compaction missing or not as it wrote it? (Then a
+    compaction with nothing new writes the views again.)"""
+    if not current.snapshot_seq:
+        return False
+    for name in mf.SNAPSHOT_FILES:
+        raw = read_file(fs, os.path.join(path, name))
+        expected = current.view_hash(name)
+        if raw is None or (expected is not None and mf.view_hash(raw) != expected):
+            return True
+    return False
 
 
 # -- retention -------------------------------------------------------------------------------

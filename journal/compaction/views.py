@@ -166,6 +166,13 @@ class Writes:
             else:
                 keeper.wake()
 
+    def forked(self) -> Writes:
+        """For a forked child: no keeper thread (the child's first append starts one) and no
+        rescan of the store (the parent's keeper does that); the parent's notes stay its own."""
+        child = Writes(self.journal, self.policy)
+        child._scanned = True
+        return child
+
     def take_written(self) -> list[str]:
         """The sessions appended to since the last call whose views are stale; forget them."""
         taken, self.written = self.written, set()

@@ -1,12 +1,13 @@
-"""Archives of folded segments (`archive/<segment>.zst`) and the read side of a snapshot.
+"""Reading and verifying a session's archives (`archive/<first-segment>.zst`), and the read
+side of a snapshot.
 
-Strategy: an archive is one zstd frame (content size and checksum in the frame header and
-trailer) whose content is the segment's bytes, verbatim: every line keeps its xxh3 checksum,
-so `verify` checks an archive with the same `scan` as a live segment and never has to trust
-the snapshot, and the stock ``zstd -d`` gives back the original file. Archives are written
-and read in chunks through the `FileSystem`, so memory stays bounded by the chunk size. A
-`messages.json` of up to 64 MiB (`WHOLE_FILE_BYTES`) is read whole and decoded in memory; a
-bigger one is streamed.
+Strategy: an archive holds one or more closed segments verbatim (`archive_file`): every line
+keeps its xxh3 checksum, so `verify` checks an archive with the same rules as a live segment
+and never has to trust the snapshot, and the stock ``zstd -d`` gives back the segments' bytes.
+Archive *i* holds exactly the records from its name's seq up to the next archive's first seq
+(or the snapshot's seq) minus one; every read and verify checks that, so an archive can never
+add or hide records. A `messages.json` of up to 64 MiB (`WHOLE_FILE_BYTES`) is read whole and
+decoded in memory; a bigger one is streamed.
 """
 
 from __future__ import annotations
@@ -14,41 +15,37 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
-import zstandard
+import xxhash
 
 from ..errors import CorruptionError, RecoveryWarning, UnsupportedFormatError
 from . import manifest as manifest_mod
 from . import naming
+from .archive_file import (
+    CHUNK_BYTES,
+    LINE_OVERHEAD,
+    MAX_RECORD_BYTES,
+    ArchiveWriter,
+    RunChecker,
+    archive_lines,
+    content_size,
+    decompressed_chunks,
+    file_chunks,
+)
 from .fs import FileSystem, read_file
 from .gcpause import gc_paused
 from .manifest import Manifest
-from .record import SEAL, BadLine, Record, decode
-from .scan import Problem, scan
+from .record import Record
+from .scan import Problem
 from .snapshot import BadSnapshot, Lines, MessagesReader, decode_lines, decode_messages, decode_metadata
 from .state import SessionState, fold
 
-CHUNK_BYTES = 4 * 1024 * 1024
+__all__ = ["CHUNK_BYTES", "ArchiveWriter", "content_size", "decompressed_chunks", "file_chunks"]
+
 # A messages.json up to this size is read with one read and decoded in memory; a bigger one is
 # streamed in chunks, so a 1 GB history is never held as bytes.
 WHOLE_FILE_BYTES = 64 * 1024 * 1024
-
-
-def file_chunks(fs: FileSystem, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """The bytes of `path` in chunks; the size is taken at open, so later appends are not read."""
-    fd = fs.open(path, create=False, mode=0)
-    try:
-        size, offset = fs.size(fd), 0
-        while offset < size:
-            chunk = fs.pread(fd, min(chunk_bytes, size - offset), offset)
-            if not chunk:
-                break
-            offset += len(chunk)
-            yield chunk
-    finally:
-        fs.close(fd)
 
 
 def small_file(fs: FileSystem, path: str, limit: int) -> bytes | None:
@@ -92,87 +89,55 @@ def read_lines(
     return None
 
 
-class ArchiveWriter:
-    """Compresses a stream of segment bytes into a new file; `finish` makes it durable."""
-
-    def __init__(self, fs: FileSystem, path: str, level: int, mode: int, size: int = -1) -> None:
-        self.fs, self.path = fs, path
-        self.compressor = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj(size=size)
-        self.fd = fs.open(path, create=True, mode=mode)
-        self.written = 0
-
-    def write(self, chunk: bytes) -> None:
-        out = self.compressor.compress(chunk)
-        if out:
-            self.fs.append(self.fd, out)
-            self.written += len(out)
-
-    def finish(self) -> int:
-        """Flush, fsync and close; return the archive's size in bytes."""
-        out = self.compressor.flush()
-        self.fs.append(self.fd, out)
-        self.written += len(out)
-        self.fs.sync(self.fd)
-        self.close()
-        return self.written
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            self.fs.close(fd)
-
-
-def decompressed_chunks(fs: FileSystem, path: str) -> Iterator[bytes]:
-    """The original segment bytes of an archive, in chunks; raise `CorruptionError`."""
-    decompressor = zstandard.ZstdDecompressor().decompressobj()
-    offset = 0
-    try:
-        for chunk in file_chunks(fs, path):
-            out = decompressor.decompress(chunk)
-            offset += len(chunk)
-            if out:
-                yield out
-    except zstandard.ZstdError as exc:
-        raise CorruptionError(path, offset, f"archive does not decompress: {exc}") from None
-    if not decompressor.eof:
-        raise CorruptionError(path, offset, "archive ends before its zstd frame does")
-
-
 def archive_path(session_path: str, segment: str) -> str:
     return os.path.join(session_path, manifest_mod.archive_name(segment))
 
 
-def read_records(fs: FileSystem, path: str, first_seq: int) -> list[Record]:
-    """Every record of an archive, checked line by line and numbered on from `first_seq`."""
-    data = b"".join(decompressed_chunks(fs, path))
+def size_limit(first: int, end: int, max_record_bytes: int) -> int:
+    """The most content an archive of records `first`..`end - 1` can hold."""
+    return max(0, end - first) * (max_record_bytes + LINE_OVERHEAD)
+
+
+def read_records(fs: FileSystem, path: str, first: int, end: int, max_record_bytes: int) -> list[Record]:
+    """Every record of an archive that must hold exactly records `first`..`end - 1`, each
+    checked; raise `CorruptionError` (a missing file too)."""
+    checker = RunChecker(path, first, payloads=True)
     records: list[Record] = []
-    pos = 0
-    while pos < len(data):
-        newline = data.find(b"\n", pos)
-        if newline == -1:
-            raise CorruptionError(path, pos, "incomplete record inside an archive")
-        try:
-            record = decode(data[pos:newline])
-        except BadLine as exc:
-            raise CorruptionError(path, pos, exc.reason) from None
-        expected = first_seq + len(records)
-        if record.seq != expected:
-            raise CorruptionError(path, pos, f"sequence number {record.seq}, expected {expected}")
-        records.append(record)
-        pos = newline + 1
+    try:
+        for line in archive_lines(fs, path, size_limit(first, end, max_record_bytes)):
+            record = checker.check(line)[1]
+            assert record is not None  # payloads=True
+            records.append(record)
+    except FileNotFoundError:
+        raise CorruptionError(path, 0, "archive listed in compaction.json is missing") from None
+    checker.end()
+    if checker.next_seq != end:
+        raise CorruptionError(
+            path, checker.offset, f"archive ends at seq {checker.next_seq - 1}, expected {end - 1}"
+        )
     return records
 
 
-def read_archived(fs: FileSystem, session_path: str, manifest: Manifest, start: int) -> list[Record]:
+def extents(manifest: Manifest) -> list[tuple[str, int, int]]:
+    """(segment name, first seq, end seq) of each archive: it holds first..end - 1."""
+    names = list(manifest.archived)
+    firsts = [_first_seq(name) for name in names] + [manifest.snapshot_seq + 1]
+    return [(name, firsts[i], firsts[i + 1]) for i, name in enumerate(names)]
+
+
+def read_archived(
+    fs: FileSystem,
+    session_path: str,
+    manifest: Manifest,
+    start: int,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> list[Record]:
     """The archived records with seq >= `start` (archives pruned by retention are gone)."""
     out: list[Record] = []
-    names = list(manifest.archived)
-    for index, name in enumerate(names):
-        first = _first_seq(name)
-        end = _first_seq(names[index + 1]) if index + 1 < len(names) else manifest.snapshot_seq + 1
+    for name, first, end in extents(manifest):
         if end <= start:
             continue
-        records = read_records(fs, archive_path(session_path, name), first)
+        records = read_records(fs, archive_path(session_path, name), first, end, max_record_bytes)
         out.extend(r for r in records if r.seq >= start)
     return out
 
@@ -194,23 +159,54 @@ def verify_session_archives(fs: FileSystem, session_path: str) -> list[Problem]:
     return verify_compaction(fs, session_path, current)
 
 
-def verify_compaction(fs: FileSystem, session_path: str, manifest: Manifest) -> list[Problem]:
-    """Check every archive (decompress, checksums, numbering, seals) and the snapshot's seq."""
+def verify_compaction(
+    fs: FileSystem, session_path: str, manifest: Manifest, max_record_bytes: int = MAX_RECORD_BYTES
+) -> list[Problem]:
+    """Check every archive (decompress, checksums, payloads, numbering, seals, extent) and
+    the snapshot's seq."""
     problems: list[Problem] = []
-    expected = manifest.pruned_through + 1
-    for name in manifest.archived:
-        expected = expected if expected > 0 else _first_seq(name)  # after damage: resync
-        path = _located(fs, session_path, manifest, manifest_mod.archive_name(name))
-        found, expected = _verify_one(fs, path, _first_seq(name), expected)
-        problems += found
-    if manifest.archived and expected > 0 and expected != manifest.snapshot_seq + 1:
-        path = archive_path(session_path, manifest.archived[-1])
-        reason = f"archives end at seq {expected - 1}, the snapshot at {manifest.snapshot_seq}"
+    spans = extents(manifest)
+    if spans and spans[0][1] != manifest.pruned_through + 1:
+        path = archive_path(session_path, spans[0][0])
+        reason = f"archive starts at {spans[0][1]}, expected {manifest.pruned_through + 1}"
         problems.append(Problem(path, 0, "corruption", reason))
+    for name, first, end in spans:
+        path = _located(fs, session_path, manifest, manifest_mod.archive_name(name))
+        try:
+            if first >= end:
+                raise CorruptionError(
+                    path, 0, f"archive starts at {first}, after the seq {end - 1} it must end at"
+                )
+            read_records(fs, path, first, end, max_record_bytes)
+        except CorruptionError as exc:
+            problems.append(Problem(path, exc.offset, "corruption", exc.reason))
     if manifest.snapshot_seq:
         path = _located(fs, session_path, manifest, manifest_mod.MESSAGES_FILE)
         problems += _verify_messages(fs, path, manifest.snapshot_seq)
+        for name in manifest_mod.SNAPSHOT_FILES:
+            view_path = _located(fs, session_path, manifest, name)
+            edited = edited_view(fs, view_path, manifest.view_hash(name))
+            if edited is not None:
+                problems.append(Problem(view_path, 0, "corruption", edited))
     return problems
+
+
+def edited_view(fs: FileSystem, path: str, expected: str | None) -> str | None:
+    """Why the view file at `path` is not the one compaction wrote (its xxh3 is not the one
+    compaction.json recorded), or None (also when none was recorded, or it is missing:
+    reported elsewhere)."""
+    if expected is None:
+        return None
+    hasher = xxhash.xxh3_64()
+    try:
+        for chunk in file_chunks(fs, path):
+            hasher.update(chunk)
+    except FileNotFoundError:
+        return None
+    if hasher.hexdigest() == expected:
+        return None
+    name = os.path.basename(path).split(".tmp-")[0]
+    return f"{name} was changed after compaction wrote it (the log is the truth; compact rebuilds it)"
 
 
 def _located(fs: FileSystem, session_path: str, manifest: Manifest, final: str) -> str:
@@ -220,26 +216,6 @@ def _located(fs: FileSystem, session_path: str, manifest: Manifest, final: str) 
         if name == final and fs.stat(os.path.join(session_path, temp)) is not None:
             return os.path.join(session_path, temp)
     return os.path.join(session_path, final)
-
-
-def _verify_one(fs: FileSystem, path: str, first: int, expected: int) -> tuple[list[Problem], int]:
-    """Problems of one archive, and the seq the next one must start at (-1: unknown)."""
-    if first != expected:
-        return [Problem(path, 0, "corruption", f"archive starts at {first}, expected {expected}")], -1
-    try:
-        data = b"".join(decompressed_chunks(fs, path))
-    except FileNotFoundError:
-        return [Problem(path, 0, "corruption", "archive listed in the manifest is missing")], -1
-    except CorruptionError as exc:
-        return [Problem(path, exc.offset, "corruption", exc.reason)], -1
-    result = scan(data, 0, first, path)
-    if result.problem is not None:
-        reason = f"{result.problem.reason} (offset into the decompressed segment)"
-        return [Problem(path, result.problem.offset, "corruption", reason)], -1
-    if not result.sealed:
-        reason = f"archived segment does not end in a {SEAL} record"
-        return [Problem(path, result.end, "corruption", reason)], result.next_seq
-    return [], result.next_seq
 
 
 def _verify_messages(fs: FileSystem, path: str, snapshot_seq: int) -> list[Problem]:
@@ -269,10 +245,14 @@ def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest, chat: b
     and the next compaction writes the view again.
     """
     try:
-        return _read_snapshot(fs, session_path, manifest, chat)
+        return _read_snapshot(fs, session_path, manifest, chat, trust_edits=False)
     except CorruptionError as exc:
         if manifest.pruned_through:  # retention removed records only the snapshot still has
-            raise
+            state = _read_snapshot(fs, session_path, manifest, chat, trust_edits=True)
+            warnings.warn(
+                RecoveryWarning(f"{exc}; read as it is: pruned archives cannot rebuild it"), stacklevel=2
+            )
+            return state
         state = fold(read_archived(fs, session_path, manifest, 0))
         if state.last_seq != manifest.snapshot_seq:
             raise
@@ -282,9 +262,15 @@ def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest, chat: b
         return state
 
 
-def _read_snapshot(fs: FileSystem, session_path: str, manifest: Manifest, chat: bool) -> SessionState:
+def _read_snapshot(
+    fs: FileSystem, session_path: str, manifest: Manifest, chat: bool, trust_edits: bool
+) -> SessionState:
     path = os.path.join(session_path, manifest_mod.MESSAGES_FILE)
     meta_path = os.path.join(session_path, manifest_mod.METADATA_FILE)
+    for name, view_path in ((manifest_mod.MESSAGES_FILE, path), (manifest_mod.METADATA_FILE, meta_path)):
+        reason = None if trust_edits else edited_view(fs, view_path, manifest.view_hash(name))
+        if reason is not None:
+            raise CorruptionError(view_path, 0, reason)
     messages: list[Record] = []
     lines: Lines | None = None
     view: list[dict[str, Any]] | None = [] if chat else None

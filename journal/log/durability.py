@@ -11,16 +11,21 @@ for the rest, at most half as long as the last fsync took (PostgreSQL's `commit_
 to tune itself): the appenders it just served are usually about to append again, and without
 the wait the leader syncs alone while they queue, so rounds alternate between one appender and
 all the others. A failed fsync poisons the writer: it raises in every appender it
-covered, and nothing later is acknowledged until the session is reopened. `SessionLog`
+covered, and nothing later is acknowledged until the session is reopened. Before its first
+write a handle fsyncs the directories the log's names live in (`_sync_dirs`): a directory
+fsync that failed earlier leaves no trace, so it is redone rather than remembered. `SessionLog`
 inherits this; the state it shares is declared here.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 from ..errors import DurabilityError
+from .fs import FileSystem
+from .naming import LOG_DIR
 
 GATHER_FRACTION = 0.5  # of the last fsync: the longest a leader waits for its round to fill
 GATHER_CAP = 0.001  # seconds: and never longer than this
@@ -73,6 +78,8 @@ class Durability:
     poisoned: DurabilityError | None
     seg_fd: int
     seg_first: int
+    fs: FileSystem
+    dirs_durable: bool  # the directories `_sync_dirs` fsyncs were fsynced by this handle
 
     def sync_file(self, fd: int) -> None:
         raise NotImplementedError
@@ -216,6 +223,18 @@ class Durability:
                 self.synced = max(self.synced, ticket)
         for slot in slots:
             slot.error = error
+
+    def _sync_dirs(self) -> None:
+        """Fsync the directories holding the names the log depends on (the session in the
+        store root; log/ and the identity file in the session; the segment in log/) before
+        a handle's first write. A directory fsync that failed earlier, here or in another
+        process, left no trace: mkdir and open find the names and fsync nothing again."""
+        try:
+            for directory in (os.path.dirname(self.path), self.path, os.path.join(self.path, LOG_DIR)):
+                self.fs.sync_dir(directory)
+        except OSError as exc:
+            raise DurabilityError(f"{self.path}: directory fsync failed, nothing was written: {exc}") from exc
+        self.dirs_durable = True
 
     def _sync(self, fd: int) -> None:
         try:

@@ -6,6 +6,11 @@ mkdir, directory fsync, truncate, read, lock) is a method of `FileSystem`. Produ
 there is no second code path for tests. Files are named by `str` paths and opened files by
 integer handles. Helpers built only from these primitives (`write_atomic`, `read_file`)
 live here too so every caller gets the same temp -> fsync -> rename -> fsync-dir sequence.
+
+Links: nothing under the store root is followed. Every file is opened O_NOFOLLOW, `mkdir`
+refuses a link where journal's own directory belongs, `stat` says which names are links, and
+trees are removed by a walk relative to directory descriptors that unlinks a link itself and
+never its target (`OsFileSystem.remove_tree`). The root itself may be a link: the user names it.
 """
 
 from __future__ import annotations
@@ -19,12 +24,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import portalocker
 from portalocker.exceptions import LockException
 
-from ..errors import LockTimeout
+from ..errors import DeleteError, LockTimeout, UnsafePathError
 
 TEMP_MARK = ".tmp-"
 
@@ -34,6 +39,7 @@ class FileStat:
     is_dir: bool
     size: int
     mtime: float
+    is_link: bool = False  # a symbolic link (`is_dir`, `size` describe its target, if any)
 
 
 class FileSystem(Protocol):
@@ -56,6 +62,13 @@ class FileSystem(Protocol):
     def unlink(self, path: str) -> None: ...
     def rmdir(self, path: str) -> None: ...
     def sync_dir(self, path: str) -> None: ...
+
+
+@runtime_checkable
+class TreeRemover(Protocol):
+    """A file system that removes a tree itself, safe against links swapped in meanwhile."""
+
+    def remove_tree(self, path: str) -> None: ...
 
 
 _LOCK_FLAGS = portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
@@ -82,10 +95,20 @@ class OsFileSystem:
         self._locker = _make_locker()
 
     def open(self, path: str, *, create: bool, mode: int) -> int:
-        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        """Open (or create) `path` for reading and appending; a link there is refused.
+
+        Raises:
+            UnsafePathError: `path` is a symbolic link.
+        """
+        flags = os.O_RDWR | os.O_APPEND | getattr(os, "O_BINARY", 0) | _O_NOFOLLOW
         if create:
             flags |= os.O_CREAT
-        return os.open(path, flags, mode)
+        try:
+            return os.open(path, flags, mode)
+        except OSError as exc:
+            if exc.errno in _LINK_ERRNOS and os.path.islink(path):
+                raise _link_refused(path) from exc
+            raise
 
     def append(self, fd: int, data: bytes) -> None:
         written = os.write(fd, data)
@@ -154,12 +177,16 @@ class OsFileSystem:
 
     def stat(self, path: str) -> FileStat | None:
         try:
-            st = os.stat(path)
+            st = os.lstat(path)
+            is_link = stat.S_ISLNK(st.st_mode)
+            if is_link:  # describe the target (a store root may be a link), flagged as a link
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    st = os.stat(path)
         except FileNotFoundError:
             return None
         except NotADirectoryError:
             return None
-        return FileStat(is_dir=stat.S_ISDIR(st.st_mode), size=st.st_size, mtime=st.st_mtime)
+        return FileStat(is_dir=stat.S_ISDIR(st.st_mode), size=st.st_size, mtime=st.st_mtime, is_link=is_link)
 
     def same_file(self, fd: int, path: str) -> bool:
         """Is the open file `fd` the one `path` names now (not one renamed or deleted since)?"""
@@ -177,10 +204,16 @@ class OsFileSystem:
             return []
 
     def mkdir(self, path: str, mode: int) -> bool:
-        """Create a directory; False if it already exists."""
+        """Create a directory; False if it already exists.
+
+        Raises:
+            UnsafePathError: a link is where the directory belongs.
+        """
         try:
             os.mkdir(path, mode)
         except FileExistsError:
+            if os.path.islink(path):
+                raise _link_refused(path) from None
             if not os.path.isdir(path):
                 raise
             return False
@@ -203,6 +236,70 @@ class OsFileSystem:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def remove_tree(self, path: str) -> None:
+        """Remove the tree at `path` bottom-up, never following a link: each directory is
+        opened O_NOFOLLOW relative to its parent's descriptor, so a link found anywhere, even
+        one swapped in during the walk, is unlinked itself and its target left alone."""
+        if not _DIR_FD_WALK:  # pragma: no cover - platforms without dir_fd (Windows)
+            _remove_tree_by_path(self, path)
+            return
+        parent, name = os.path.split(os.path.abspath(path))
+        # The parent (the store root) is opened following links: the user may name a link.
+        parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _remove_entry_at(parent_fd, name)
+        finally:
+            os.close(parent_fd)
+
+
+_O_NOFOLLOW: int = getattr(os, "O_NOFOLLOW", 0)
+# What opening a link with O_NOFOLLOW raises: ELOOP (Linux, macOS), EMLINK (FreeBSD).
+_LINK_ERRNOS = (errno.ELOOP, errno.EMLINK)
+_DIR_FD_WALK = (
+    bool(_O_NOFOLLOW)
+    and hasattr(os, "O_DIRECTORY")
+    and {os.open, os.unlink, os.rmdir} <= os.supports_dir_fd
+    and os.scandir in os.supports_fd
+)
+
+
+def _link_refused(path: str) -> UnsafePathError:
+    return UnsafePathError(path, "a symbolic link where journal keeps its own file; not followed")
+
+
+def _remove_entry_at(dir_fd: int, name: str) -> None:
+    """Remove `name` in the directory `dir_fd`: a directory with all it holds, else the name."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | _O_NOFOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return  # removed already: a removal being redone after a crash
+    except OSError as exc:
+        if exc.errno not in (*_LINK_ERRNOS, errno.ENOTDIR):
+            raise
+        _unlink_at(dir_fd, name)  # a link or a file: the name goes, a link's target stays
+        return
+    try:
+        with os.scandir(fd) as entries:
+            children = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+        for child, is_dir in children:
+            if is_dir:
+                _remove_entry_at(fd, child)
+            else:
+                _unlink_at(fd, child)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.rmdir(name, dir_fd=dir_fd)
+
+
+def _unlink_at(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+    except IsADirectoryError:  # a directory swapped in since the listing: remove it as one
+        _remove_entry_at(dir_fd, name)
 
 
 def _make_locker() -> portalocker.portalocker.BaseLocker:
@@ -258,14 +355,32 @@ def read_file(fs: FileSystem, path: str) -> bytes | None:
 
 
 def remove_tree(fs: FileSystem, path: str) -> None:
-    """Delete a directory tree bottom-up through the interface."""
-    for name in fs.listdir(path):
-        child = os.path.join(path, name)
-        st = fs.stat(child)
-        if st is not None and st.is_dir:
-            remove_tree(fs, child)
+    """Delete a directory tree bottom-up, unlinking every link found rather than following it;
+    a tree partly removed already (a removal being redone) is fine.
+
+    Raises:
+        DeleteError: a file or directory could not be removed (path and reason).
+    """
+    try:
+        if isinstance(fs, TreeRemover):
+            fs.remove_tree(path)
         else:
-            unlink_quietly(fs, child)
+            _remove_tree_by_path(fs, path)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise DeleteError(path, f"could not remove the tree{where}: {exc.strerror or exc}") from exc
+
+
+def _remove_tree_by_path(fs: FileSystem, path: str) -> None:
+    """`remove_tree` through the interface alone (the simulated disk; no dir_fd calls)."""
+    st = fs.stat(path)
+    if st is None:
+        return
+    if st.is_link or not st.is_dir:
+        unlink_quietly(fs, path)
+        return
+    for name in fs.listdir(path):
+        _remove_tree_by_path(fs, os.path.join(path, name))
     with contextlib.suppress(FileNotFoundError):
         fs.rmdir(path)
 

@@ -11,6 +11,7 @@ appends until `forgive` (`Journal.reopen`).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import threading
@@ -145,6 +146,15 @@ class SessionPool:
         for old in evicted:
             self._retire(old)
 
+    def after_fork(self) -> None:
+        """In a forked child: forget the parent's handles without unlocking anything (see
+        `SessionLog.abandon`); the child opens its own on first use. The pool's lock is a new
+        one: a parent thread may have held it at the fork."""
+        self.lock = threading.Lock()
+        logs, self.open, self.cached = list(self.open.values()), OrderedDict(), 0
+        for log in logs:
+            _abandon(log)
+
     def open_ids(self) -> list[str]:
         with self.lock:
             return list(self.open)
@@ -167,3 +177,19 @@ class SessionPool:
         if log.poisoned is not None:
             with self.lock:
                 self.poisoned[log.session_id] = log.poisoned
+
+
+def _abandon(log: SessionLog) -> None:
+    """In a forked child: drop a handle inherited from the parent. Its descriptors are closed,
+    never unlocked: the parent still holds its flock through the same open file description,
+    and closing the child's copy leaves that lock held. Its locks are new ones: a parent
+    thread may have held them at the fork, and no such thread runs here."""
+    log.cond = threading.Condition(threading.Lock())
+    log.queue_lock = threading.Lock()
+    log.queue, log.in_lock, log.lock_waiters, log.leading = [], False, 0, False
+    log.closed = True
+    for fd in (log.seg_fd, log.lock_fd):
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                log.fs.close(fd)
+    log.seg_fd = log.lock_fd = -1

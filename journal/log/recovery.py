@@ -21,7 +21,7 @@ from ..errors import UnsupportedFormatError
 from . import naming
 from .fs import FileSystem, read_file, write_atomic
 from .manifest import folded_through
-from .record import LOST, SEAL, Header, encode, records_in_line
+from .record import LOST, SEAL, BadLine, Header, decode, encode, records_in_line
 from .scan import Problem, scan
 from .session import IDENTITY_FORMATS, Options, quarantine
 
@@ -73,6 +73,10 @@ def identity_problems(fs: FileSystem, path: str, session_id: str) -> list[Proble
 def find_problems(fs: FileSystem, path: str) -> list[Problem]:
     """Every problem in the session's log; changes nothing."""
     problems: list[Problem] = []
+    log_dir = os.path.join(path, naming.LOG_DIR)
+    st = fs.stat(log_dir)
+    if st is not None and not st.is_dir:
+        return [Problem(log_dir, 0, "corruption", "log/ is not a directory")]
     # After a compaction the live log starts just past the snapshot; names before it are
     # archived (a folded segment not yet unlinked is left to the next open to finish).
     snapshot_seq = folded_through(fs, path)
@@ -86,6 +90,7 @@ def find_problems(fs: FileSystem, path: str) -> list[Problem]:
             )
         data = read_file(fs, seg_path) or b""
         result = scan(data, 0, first, seg_path)
+        problems += _payload_problems(data[: result.end], seg_path)
         if result.problem is not None:
             problems.append(_as_closed(result.problem, index < len(segments) - 1))
         elif index < len(segments) - 1 and not result.sealed:
@@ -96,6 +101,20 @@ def find_problems(fs: FileSystem, path: str) -> list[Problem]:
         has_next = index + 1 < len(segments)
         expected = segments[index + 1] if damaged and has_next else result.next_seq
     return problems
+
+
+def _payload_problems(data: bytes, path: str) -> list[Problem]:
+    """Records whose checksum holds but whose payload a read cannot parse (not JSON, nested
+    past orjson's limit): a read of them raises `CorruptionError`, so verify reports them."""
+    pos = 0
+    while pos < len(data):
+        newline = data.find(b"\n", pos)
+        try:
+            decode(data[pos:newline])
+        except BadLine as exc:
+            return [Problem(path, pos, "corruption", exc.reason)]
+        pos = newline + 1
+    return []
 
 
 def _as_closed(problem: Problem, closed: bool) -> Problem:

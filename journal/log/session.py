@@ -28,10 +28,11 @@ from ..errors import (
     JournalError,
     RecoveryWarning,
     SessionIdCollisionError,
+    UnsafePathError,
     UnsupportedFormatError,
 )
 from . import manifest as manifest_mod
-from . import naming, reader
+from . import naming, reader, readonly, removal
 from .adopted import ADOPTED_IDENTITY_FORMAT, adopted_from, finish_moves
 from .durability import Durability, Slot
 from .fs import FileSystem, read_file, write_atomic
@@ -53,13 +54,16 @@ class Options:
     lock_timeout: float = 30.0
     file_mode: int = 0o600
     dir_mode: int = 0o700
+    read_only: bool = False  # through a `readonly.ReadOnlyFileSystem`: create and cut nothing
 
 
 def quarantine(fs: FileSystem, session_path: str, name: str, data: bytes, options: Options) -> str:
     """Keep bytes taken out of the log in `<session>/quarantine/`; never deleted by journal."""
     directory = os.path.join(session_path, naming.QUARANTINE_DIR)
-    if fs.mkdir(directory, options.dir_mode):
-        fs.sync_dir(session_path)
+    fs.mkdir(directory, options.dir_mode)
+    # Synced even when it was there already: the fsync after an earlier mkdir may have failed,
+    # and the bytes about to be cut out of the log must not depend on that name.
+    fs.sync_dir(session_path)
     path = os.path.join(directory, f"{time.time_ns()}.{name}")
     write_atomic(fs, path, data, options.file_mode)
     return path
@@ -100,6 +104,8 @@ class SessionLog(Durability):
         self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
         self.read_hint: tuple[int, int, int] = (0, 0, 0)  # next seq, segment, offset of the last read
         self.manifest = manifest_mod.Manifest()  # the last compaction: where the live log starts
+        self.torn_seen: tuple[int, int] | None = None  # read-only: the torn tail already reported
+        self.dirs_durable = False  # the names the log depends on were fsynced by this handle
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -134,8 +140,8 @@ class SessionLog(Durability):
                 return False
             if self.fs.mkdir(self.path, self.options.dir_mode):
                 self.fs.sync_dir(os.path.dirname(self.path))
-        elif not st.is_dir:
-            raise JournalError(f"{self.path} is a file where a session directory belongs")
+        elif st.is_link or not st.is_dir:  # a link is never followed out of the store
+            raise UnsafePathError(self.path, "a link or a file where a session directory belongs")
         elif not create and not self._holds_a_session():
             return False  # a reader must not leave a lock file in a directory it only looked at
         try:
@@ -148,10 +154,14 @@ class SessionLog(Durability):
             self.fs.close(self.lock_fd)
             raise
         try:
-            if self._deleted():  # we waited on the lock of a session deleted meanwhile
+            if self._deleted():  # a delete got here first: done, or cut short (removal.py)
+                cut = self.fs.same_file(self.lock_fd, self.file(naming.LOCK_FILE))
+                read_only = self.options.read_only
+                trash = removal.move_to_trash(self.fs, self.path) if cut and not read_only else None
                 self.fs.unlock(self.lock_fd)
                 self._close_fds()
-                return None
+                removal.remove_trash(self.fs, trash)
+                return False if cut and read_only else None  # read-only: deleted, left as it is
             if not self._check_identity(create):
                 self._close_fds()
                 return False
@@ -174,6 +184,8 @@ class SessionLog(Durability):
             self._refuse_foreign_files()
             if not create and not self.segments():
                 return False
+            if self.options.read_only:  # a session whose identity file is not written yet
+                return True
             body = {"format": FORMAT_VERSION, "session_id": self.session_id}
             write_atomic(self.fs, path, orjson.dumps(body) + b"\n", self.options.file_mode)
             return True
@@ -189,7 +201,8 @@ class SessionLog(Durability):
                 f"{self.path} already holds session {identity.get('session_id')!r};"
                 f" refusing to mix in {self.session_id!r} (case-insensitive file system?)"
             )
-        if identity["format"] == ADOPTED_IDENTITY_FORMAT:  # finish moving the foreign files aside
+        # Adopted: finish moving the foreign files aside (read-only: read them as they are).
+        if identity["format"] == ADOPTED_IDENTITY_FORMAT and not self.options.read_only:
             compacted = self.fs.stat(self.file(manifest_mod.MANIFEST_FILE)) is not None
             finish_moves(self.fs, self.path, adopted_from(identity, path), compacted)
         return True
@@ -204,11 +217,14 @@ class SessionLog(Durability):
                 raise ForeignStoreError(self.file(name), "journal did not write this session; adopt it first")
 
     def _open_active(self) -> None:
-        log_dir = self.file(naming.LOG_DIR)
-        if self.fs.mkdir(log_dir, self.options.dir_mode):
-            self.fs.sync_dir(self.path)
-        # Finish a committed compaction first: the live log starts just after its snapshot.
-        self.manifest = manifest_mod.recover(self.fs, self.path, self.options.file_mode)
+        if self.options.read_only:  # the files read as the manifest says; nothing finished
+            self.manifest = readonly.finished(manifest_mod.load(self.fs, self.path))
+        else:
+            if self.fs.mkdir(self.file(naming.LOG_DIR), self.options.dir_mode):
+                self.fs.sync_dir(self.path)
+            # Finish a committed compaction first: the live log starts just after its snapshot.
+            self.manifest = manifest_mod.recover(self.fs, self.path, self.options.file_mode)
+            removal.remove_quarantine_temps(self.fs, self.path)  # a crash during a quarantine write
         first_live = self.manifest.snapshot_seq + 1
         segments = self.segments() or [first_live]
         if segments[0] != first_live:  # the log's first segments are gone: never skip them
@@ -223,7 +239,7 @@ class SessionLog(Durability):
         path = self.segment_path(first_seq)
         created = self.fs.stat(path) is None
         fd = self.fs.open(path, create=True, mode=self.options.file_mode)
-        if created:
+        if created and not self.options.read_only:  # read-only: the null handle, an empty file
             self.fs.sync_dir(os.path.dirname(path))
         if self.seg_fd >= 0:
             self._wait_for_sync()
@@ -285,11 +301,14 @@ class SessionLog(Durability):
             # The writer of this seal may have died (or failed its fsync) before syncing it;
             # the seal must be durable before the next segment's name is, or a power loss
             # leaves a closed segment without a seal: corruption.
-            self.fs.sync(self.seg_fd)
+            if not self.options.read_only:
+                self.fs.sync(self.seg_fd)
             self._enter_segment(self.next_seq)
 
     def _handle_problem(self, problem: Problem, size: int) -> None:
-        if problem.kind == "torn-tail":
+        if problem.kind == "torn-tail" and self.options.read_only:
+            readonly.report_tail(self, problem, size)
+        elif problem.kind == "torn-tail":
             self._cut_tail(problem, size)
         elif problem.kind == "unsupported-format":
             raise UnsupportedFormatError(problem.path, problem.reason)
@@ -355,6 +374,8 @@ class SessionLog(Durability):
             # have left the handle unfit to write (a seal written, the next segment not open).
             if self.poisoned is not None:
                 raise self.poisoned
+            if not self.dirs_durable:
+                self._sync_dirs()
             if self.seg_size >= self.options.segment_bytes:
                 self._roll()
             ts = time.time()

@@ -41,6 +41,7 @@ class Summary:
     message_count: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
     last_seq: int = 0
+    live: bool = True  # the live log held bytes when read (or unknown): re-read it next time
 
     def apply(self, record: Record) -> bool:
         """Fold one record, as `SessionState.apply` does, keeping only a count of messages;
@@ -103,6 +104,7 @@ def _fold_live(fs: FileSystem, path: str, summary: Summary) -> bool:
     if st is None:
         return False
     if st.size == 0:  # the usual case once the views are current: nothing new
+        summary.live = False
         return True
     segments = sorted(s for s in map(naming.segment_first_seq, fs.listdir(log_dir)) if s is not None)
     live = [s for s in segments if s >= first]

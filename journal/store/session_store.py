@@ -98,11 +98,14 @@ class DefaultSessionStore(StreamingMixin, PraisonApiMixin, RecallMixin, Portable
             store writes hold every message older than this many seconds (a background
             thread compacts them; a messages.json over 8 MiB trails proportionally more);
             None: only `close()`, `compact()` and the compaction policy write them.
+        read_only: list, read and export a store this process cannot or must not write
+            (`Journal`'s `read_only`): no view thread, `close()` writes nothing, and every
+            write raises `ReadOnlyError`.
         **journal_options: further keyword arguments of `Journal` (``lock_timeout``,
             ``segment_bytes``, ``max_open_sessions``, ``fs``, ...).
 
     Raises:
-        StoreRootError: `session_dir` is a file or cannot be written.
+        StoreRootError: `session_dir` is a file or cannot be written (read-only: is missing).
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class DefaultSessionStore(StreamingMixin, PraisonApiMixin, RecallMixin, Portable
         *,
         durability: str = "batch",
         view_lag: float | None = 10.0,
+        read_only: bool = False,
         **journal_options: Any,
     ) -> None:
         if retention is None:
@@ -129,9 +133,14 @@ class DefaultSessionStore(StreamingMixin, PraisonApiMixin, RecallMixin, Portable
         if cache_maxsize and cache_maxsize > 0:
             journal_options.setdefault("max_open_sessions", cache_maxsize)
         # The views (messages.json, ...) of the sessions written here trail by at most view_lag s.
+        view_lag = None if read_only else view_lag
         journal_options["compaction"] = with_view_lag(journal_options.get("compaction"), view_lag)
         self._journal = Journal(
-            self.session_dir, durability=durability, lock_timeout=lock_timeout, **journal_options
+            self.session_dir,
+            durability=durability,
+            lock_timeout=lock_timeout,
+            read_only=read_only,
+            **journal_options,
         )
         self._mirror_writer = MirrorWriter(mirror) if mirror is not None else None
         _OPEN_STORES.add(self)  # a store never closed still leaves its JSON files current at exit

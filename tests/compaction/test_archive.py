@@ -23,9 +23,10 @@ def _segments(journal: Journal) -> dict[str, bytes]:
     return {name: (log / name).read_bytes() for name in sorted(os.listdir(log))}
 
 
-def _compacted(root: Path, level: int = 3) -> tuple[Journal, dict[str, bytes]]:
+def _compacted(root: Path, level: int = 3, merge: int = 4 << 20) -> tuple[Journal, dict[str, bytes]]:
     """A compacted session and the exact bytes of every segment it folded."""
-    j = Journal(root, durability="none", segment_bytes=1500, compaction=CompactionPolicy(level=level))
+    policy = CompactionPolicy(level=level, merge_archive_bytes=merge)
+    j = Journal(root, durability="none", segment_bytes=1500, compaction=policy)
     for i in range(40):
         j.append(SID, {"role": "user", "content": f"question {i} " * 5, "metadata": {"i": i}})
     j.update_metadata(SID, {"agent_name": "Bot"})
@@ -36,22 +37,45 @@ def _compacted(root: Path, level: int = 3) -> tuple[Journal, dict[str, bytes]]:
     return j, segments
 
 
+def _stock_zstd(path: Path) -> bytes:
+    return subprocess.run([ZSTD, "-d", "-c", "-q", str(path)], capture_output=True, check=True).stdout
+
+
 def test_archives_decompress_with_the_stock_zstd_to_the_exact_segment_bytes(root: Path) -> None:
-    journal, segments = _compacted(root)
+    journal, segments = _compacted(root, merge=0)  # one archive per segment
     archive = Path(journal.session_path(SID)) / "archive"
     names = sorted(os.listdir(archive))
     assert names[-len(segments) :] == [f"{name}.zst" for name in segments]
     active = list(segments)[-1]
     for name, original in segments.items():
-        out = subprocess.run(
-            [ZSTD, "-d", "-c", "-q", str(archive / f"{name}.zst")], capture_output=True, check=True
-        )
+        out = _stock_zstd(archive / f"{name}.zst")
         if name != active:
-            assert out.stdout == original
+            assert out == original
         else:  # the compaction sealed the then-active segment before folding it
-            assert out.stdout.startswith(original)
-            assert decode(out.stdout[len(original) :]).kind == SEAL
-            assert out.stdout.count(b"\n") == original.count(b"\n") + 1
+            assert out.startswith(original)
+            assert decode(out[len(original) :]).kind == SEAL
+            assert out.count(b"\n") == original.count(b"\n") + 1
+    journal.close()
+
+
+def test_a_small_archive_takes_the_next_segments_and_decompresses_to_them_all_in_order(root: Path) -> None:
+    journal = Journal(root, durability="none", segment_bytes=1500)
+    folded = b""  # every segment the compactions folded, in order, each sealed
+    for round_ in range(3):
+        for i in range(15):
+            journal.append(SID, {"role": "user", "content": f"question {round_}.{i} " * 5})
+        segments = _segments(journal)
+        journal.compact(SID)
+        seal = next(iter(journal.read(SID, max(r.seq for r in journal.read(SID)))))
+        assert seal.kind == SEAL
+        folded += b"".join(segments.values())
+        archive = Path(journal.session_path(SID)) / "archive"
+        assert sorted(os.listdir(archive)) == [f"{1:020d}.jsonl.zst"]
+        out = _stock_zstd(archive / f"{1:020d}.jsonl.zst")
+        assert out.startswith(folded) and decode(out[len(folded) :]) == seal
+        folded = out
+    assert [r.seq for r in journal.read(SID)] == list(range(1, max(r.seq for r in journal.read(SID)) + 1))
+    assert journal.verify(SID).ok
     journal.close()
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from journal import DefaultSessionStore, Journal, UnsupportedFormatError
 from journal.log import archive, reader
 from journal.log.chat import llm_message
+from journal.log.manifest import MANIFEST_FORMAT
 from journal.log.record import MESSAGE, Record
 from journal.log.snapshot import (
     BadSnapshot,
@@ -255,7 +256,8 @@ def _as_format_1(session: Path) -> None:
     messages.write_bytes(old)
     manifest = session / "compaction.json"
     body = orjson.loads(manifest.read_bytes())
-    assert body["format"] == 2
+    assert body["format"] == MANIFEST_FORMAT
+    del body["views"]  # format 3 records the views' checksums; format 1 did not
     manifest.write_bytes(orjson.dumps({**body, "format": 1}))
 
 
@@ -275,7 +277,7 @@ def test_a_session_compacted_by_format_1_reads_the_same_and_its_next_compaction_
         assert store.get_chat_history(SID) == history
         store.add_user_message(SID, "new")
     assert b'"_journal":{' not in (tmp_path / SID / "messages.json").read_bytes()
-    assert orjson.loads((tmp_path / SID / "compaction.json").read_bytes())["format"] == 2
+    assert orjson.loads((tmp_path / SID / "compaction.json").read_bytes())["format"] == MANIFEST_FORMAT
     with DefaultSessionStore(tmp_path) as store:
         assert store.get_chat_history(SID) == [*history, {"role": "user", "content": "new"}]
 
@@ -284,7 +286,7 @@ def test_a_manifest_of_a_format_this_version_does_not_know_is_refused_clearly(tm
     with DefaultSessionStore(tmp_path) as store:
         store.add_user_message(SID, "hi")
     manifest = tmp_path / SID / "compaction.json"
-    manifest.write_bytes(orjson.dumps({**orjson.loads(manifest.read_bytes()), "format": 3}))
+    manifest.write_bytes(orjson.dumps({**orjson.loads(manifest.read_bytes()), "format": MANIFEST_FORMAT + 1}))
     with Journal(tmp_path) as journal, pytest.raises(UnsupportedFormatError):
         journal.state(SID)
 

@@ -502,7 +502,7 @@ def test_background_compactor_compacts_due_sessions_and_stops_on_close(root: Pat
 
 
 def test_retention_prunes_the_oldest_archives_and_reports_them(root: Path, caplog: Any) -> None:
-    policy = CompactionPolicy(keep_archives=1)
+    policy = CompactionPolicy(keep_archives=1, merge_archive_bytes=0)  # one archive per compaction
     with Journal(root, durability="none", compaction=policy) as j:
         pruned: list[str] = []
         for i in range(3):

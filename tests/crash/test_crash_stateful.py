@@ -8,10 +8,20 @@ have written it). After every crash and reopen the records on disk must be the m
 in order, whole, each at most once, with uncertain ones optionally missing, gapless sequence
 numbers, and reaching at least the last batch the crash kind promises. Whatever survived is
 then the model: what recovery cut is gone for good.
+
+Besides appends and crashes the machine injects non-fatal faults (EIO/ENOSPC on a directory
+fsync, a rename or an unlink), runs compaction, retention and repair (with and without such
+faults), damages closed segments by flipped bits, deleted or duplicated lines and zeroed
+sectors, and checks after every recovery that each quarantined file it saw before is still
+there, byte for byte. Retention removes a prefix of the history on purpose: the records read
+just before it are remembered (`history_seen`), and a read may then start after any point a
+retention pruned through (`prune_points`), the pruned records standing in for the missing start.
 """
 
 from __future__ import annotations
 
+import errno
+import itertools
 import random
 import warnings
 from collections import Counter
@@ -20,12 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import hypothesis.strategies as st
-from conftest_crash import crash_settings
+import orjson
+from conftest_crash import crash_settings, seeded
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from simdisk import PowerCut, SimDisk
 
-from journal import CorruptionError, DurabilityError, Journal, RecoveryWarning
+from journal import CompactionPolicy, CorruptionError, DurabilityError, Journal, JournalError, RecoveryWarning
 from journal.log.chat import llm_message
+from journal.log.fs import TEMP_MARK
 from journal.log.record import LOST, SEAL
 
 ROOT = "/store"
@@ -92,7 +104,16 @@ class JournalCrashMachine(RuleBasedStateMachine):
         self.mode = "batch"
         self.segment_bytes = 600
         self.journal: Journal | None = None
+        self.forget_session()
         STATS["runs"] += 1
+
+    def forget_session(self) -> None:
+        """The session is gone (deleted) or new: nothing written, pruned or quarantined yet."""
+        self.log = []
+        self.history_seen: dict[int, tuple[str, Any]] = {}  # seq -> record, read before a retention
+        self.prune_points = {0}  # a read may start just after any of these seqs
+        self.quarantined: dict[str, bytes] = {}  # every quarantined file seen after a recovery
+        self.allow_lost = False  # a repair may have marked lost sequence numbers
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -171,9 +192,13 @@ class JournalCrashMachine(RuleBasedStateMachine):
     def check_disk(self, crash: str) -> None:
         records = self.read_all(self.j)
         seqs = [r.seq for r in records]
-        check(seqs == list(range(1, len(seqs) + 1)), f"sequence numbers are not gapless: {seqs}")
-        check(all(r.kind != LOST for r in records), "records were lost without damage")
-        found = [(r.kind, r.data) for r in records if r.kind != SEAL]
+        start = seqs[0] if seqs else 1
+        check(start - 1 in self.prune_points, f"the history starts at {start}, not after a retention")
+        check(seqs == list(range(start, start + len(seqs))), f"sequence numbers are not gapless: {seqs}")
+        check(self.allow_lost or all(r.kind != LOST for r in records), "records were lost without damage")
+        check(all(q in self.history_seen for q in range(1, start)), "records pruned that were never read")
+        pruned = [self.history_seen[q] for q in range(1, start)]
+        found = [(kind, data) for kind, data in pruned + [(r.kind, r.data) for r in records] if kind != SEAL]
         required = DURABLE if crash == "power" else WRITTEN
         kept = match(self.log, found, required)
         check(kept is not None, f"after a {crash} crash the log {found} is not what was written {self.log}")
@@ -183,6 +208,19 @@ class JournalCrashMachine(RuleBasedStateMachine):
         self.check_state(found)
         report = self.j.verify(SESSION)
         check(report.ok, f"verify after recovery found {report.problems}")
+        self.check_quarantine()
+
+    def check_quarantine(self) -> None:
+        """Bytes recovery or repair took out of the log are kept: every quarantined file seen
+        after an earlier recovery is still there, unchanged, whatever crashed since."""
+        directory = f"{self.j.session_path(SESSION)}/quarantine"
+        names = {n for n in self.disk.listdir(directory) if TEMP_MARK not in n}
+        for name, data in self.quarantined.items():
+            check(name in names, f"quarantined {name} is gone")
+            check(self.disk.read_bytes(f"{directory}/{name}") == data, f"quarantined {name} changed")
+        for name in names - self.quarantined.keys():
+            self.quarantined[name] = self.disk.read_bytes(f"{directory}/{name}")
+        STATS["quarantined files checked"] += len(self.quarantined)
 
     def check_state(self, found: list[tuple[str, Any]]) -> None:
         messages: list[Any] = []
@@ -253,15 +291,30 @@ class JournalCrashMachine(RuleBasedStateMachine):
 
     # -- rules: crashes and recovery ---------------------------------------------------------
 
-    @rule(seed=st.integers(0, 2**32 - 1), fault=st.sampled_from([None, "fsync", "enospc"]))
-    def power_loss(self, seed: int, fault: str | None) -> None:
-        """Power loss; with `fault`, the first sync or write of the recovery fails."""
+    @rule(
+        seed=st.integers(0, 2**32 - 1),
+        fault=st.sampled_from([None, "fsync", "enospc", "dir_fsync"]),
+        after=st.integers(0, 2),
+    )
+    def power_loss(self, seed: int, fault: str | None, after: int = 0) -> None:
+        """Power loss; with `fault`, the `after`-th sync, write or directory fsync of the
+        recovery fails."""
         self.step("power_loss")
         self.disk.crash(random.Random(seed))
         STATS["crashes simulated"] += 1
         if fault is not None:
-            self.fail_first_recovery(fault)
+            self.tear_active_segment(seed)
+            self.fail_first_recovery(fault, after)
         self.recover("power")
+
+    def tear_active_segment(self, seed: int) -> None:
+        """Leave a torn write at the end of the active segment, so recovery has a cut to make."""
+        log_dir = f"{self.j.session_path(SESSION)}/log"
+        names = self.disk.listdir(log_dir)
+        if names:
+            path = f"{log_dir}/{names[-1]}"
+            torn = b'{"seq":' + random.Random(seed).randbytes(20).replace(b"\n", b" ")
+            self.disk.write_bytes(path, self.disk.read_bytes(path) + torn)
 
     @rule(
         sizes=st.lists(st.integers(0, 120), min_size=1, max_size=3),
@@ -288,21 +341,35 @@ class JournalCrashMachine(RuleBasedStateMachine):
         STATS["crashes simulated"] += 1
         self.recover("power")
 
-    def fail_first_recovery(self, fault: str) -> None:
-        """A failed fsync or ENOSPC while cutting a torn tail: the read raises, no state is
-        taken for granted, and the next open recovers as if nothing had happened."""
+    def faults_fired(self) -> tuple[int, int, int]:
+        return self.disk.syncs_failed, self.disk.appends_failed, self.disk.calls_failed
+
+    def fail_first_recovery(self, fault: str, after: int = 0) -> None:
+        """A failed fsync, ENOSPC or failed directory fsync while recovery cuts a torn tail:
+        if the fault fired, the read raises `DurabilityError` (a cut that may not be durable
+        is never taken for granted); if it did not, the read succeeds. Either way the next
+        open recovers as if nothing had happened."""
+        fired_before = self.faults_fired()
         if fault == "fsync":
-            self.disk.fail_sync(0)
+            self.disk.fail_sync(after)
+        elif fault == "enospc":
+            self.disk.fail_append(after, 0)
         else:
-            self.disk.fail_append(0, 0)
-        journal = self.open_journal()
+            self.disk.fail_call("sync_dir", after)
+        journal = None
         try:
+            journal = self.open_journal()
             self.read_all(journal)
+            raised = False
         except DurabilityError:
-            STATS["recovery faults"] += 1
+            raised = True
         finally:
             self.disk.clear_faults()
-        journal.close()
+            if journal is not None:
+                journal.close()
+        fired = self.faults_fired() != fired_before
+        check(raised == fired, f"recovery with a {fault} fault that fired={fired} raised={raised}")
+        STATS["recovery faults"] += int(fired)
 
     @rule()
     def process_crash(self) -> None:
@@ -322,6 +389,40 @@ class JournalCrashMachine(RuleBasedStateMachine):
             self.poisoned = False
             self.check_disk("none")
             STATS["states checked"] += 1
+
+    # The first few calls of a delete mark the lock and move the directory aside (its commit);
+    # the rest remove files. Cuts there are drawn more often: the narrow window matters most.
+    @rule(calls=st.none() | st.integers(0, 8) | st.integers(0, 40), seed=st.integers(0, 2**32 - 1))
+    def delete(self, calls: int | None, seed: int) -> None:
+        """Delete the session; with `calls`, the power goes off that many calls in. The session
+        is then whole (as after any power loss) or gone, never half, and no trash outlives the
+        next open of the store; a delete that returned is never undone."""
+        self.step("delete")
+        if calls is not None:
+            self.disk.cut_power_after(calls)
+        deleted = False
+        try:
+            self.j.delete(SESSION)
+            deleted = True
+        except PowerCut:
+            check(calls is not None, "a delete raised PowerCut with the power on")
+        if calls is None:
+            self.forget_session()
+            self.poisoned = False
+            check(self.j.state(SESSION) is None, "a deleted session still has a state")
+            return
+        self.disk.crash(random.Random(seed))
+        STATS["crashes simulated"] += 1
+        self.journal = self.open_journal()
+        self.poisoned = False
+        check(not [n for n in self.disk.listdir(ROOT) if n.startswith(".trash-")], "trash outlived an open")
+        if self.j.state(SESSION) is None:
+            check(SESSION not in list(self.j.sessions()), "a deleted session is still listed")
+            self.forget_session()
+            STATS["deletes finished"] += 1
+        else:
+            check(not deleted, "a delete that returned was undone by a power loss")
+        self.recover("power")
 
     # -- rules: faults -----------------------------------------------------------------------
 
@@ -345,6 +446,102 @@ class JournalCrashMachine(RuleBasedStateMachine):
         STATS["fsync failures"] += 1
         self.log.append(Batch([("message", msg)], UNCERTAIN))
         self.poisoned = True
+
+    @rule(
+        size=st.integers(0, 120),
+        after=st.integers(0, 3),
+        new_journal=st.booleans(),
+        code=st.sampled_from([errno.EIO, errno.ENOSPC]),
+    )
+    def dir_fsync_fails(self, size: int, after: int, new_journal: bool, code: int) -> None:
+        """A directory fsync fails under an append (from a new `Journal`: the session's
+        creation or its handle's first write): the append raises and the next one fsyncs that
+        directory again before it is acknowledged, or refuses until the session is reopened."""
+        self.step("dir_fsync_fails")
+        if self.poisoned:
+            return
+        if new_journal:
+            self.j.close()
+            self.journal = self.open_journal()
+        (msg,) = self.next_messages([size])
+        fired_before = self.disk.calls_failed
+        self.disk.fail_call("sync_dir", after, code)
+        try:
+            self.j.append(SESSION, msg)
+            raised = False
+        except DurabilityError:
+            raised = True
+        finally:
+            self.disk.clear_faults()
+        fired = self.disk.calls_failed != fired_before
+        check(raised == fired, f"a failed directory fsync (fired={fired}) and the append raised={raised}")
+        if not raised:
+            self.log.append(Batch([("message", msg)], self.level(None)))
+            return
+        STATS["directory fsync failures"] += 1
+        self.log.append(Batch([("message", msg)], UNCERTAIN))
+        (again,) = self.next_messages([size])
+        try:
+            self.j.append(SESSION, again)
+            self.log.append(Batch([("message", again)], self.level(None)))
+        except DurabilityError:  # a failed roll poisoned the handle: refused, never written
+            self.j.reopen(SESSION)
+            self.check_disk("none")
+
+    # -- rules: compaction, retention and repair, with non-fatal faults ----------------------
+
+    @rule(
+        op=st.sampled_from(["compact", "retention", "repair"]),
+        fault=st.none()
+        | st.tuples(
+            st.sampled_from(["sync_dir", "rename", "unlink"]),
+            st.sampled_from([errno.EIO, errno.ENOSPC]),
+            st.integers(0, 8),
+        ),
+    )
+    def maintain(self, op: str, fault: tuple[str, int, int] | None) -> None:
+        """Compaction, retention (keep the newest archive) or repair of an undamaged session,
+        with an EIO/ENOSPC on one directory fsync, rename or unlink: it may fail, but the next
+        open finishes or rolls back what it did and nothing acknowledged is lost."""
+        self.step(f"maintain {op}")
+        if self.poisoned:
+            return
+        self.remember_history()
+        if fault is not None:
+            call, code, after = fault
+            self.disk.fail_call(call, after, code)
+        try:
+            self.run_maintenance(op)
+        except (JournalError, OSError):
+            STATS[f"{op} failed by a fault"] += 1
+            check(fault is not None, f"{op} failed with no fault injected")
+        finally:
+            self.disk.clear_faults()
+        self.prune_points.add(self.pruned_through())
+        self.j.close()
+        self.recover("none")
+
+    def run_maintenance(self, op: str) -> None:
+        if op == "compact":
+            self.j.compact(SESSION)
+        elif op == "repair":
+            report = self.j.repair(SESSION)
+            check(not report.lost, f"repair of an undamaged session lost {report.lost}")
+        else:
+            policy = CompactionPolicy(keep_archives=1)
+            with Journal(ROOT, segment_bytes=self.segment_bytes, fs=self.disk, compaction=policy) as keeper:
+                keeper.compact(SESSION)
+
+    def remember_history(self) -> None:
+        for r in self.read_all(self.j):
+            self.history_seen[r.seq] = (r.kind, r.data)
+
+    def pruned_through(self) -> int:
+        try:
+            raw = self.disk.read_bytes(f"{self.j.session_path(SESSION)}/compaction.json")
+        except OSError:
+            return 0
+        return int(orjson.loads(raw).get("pruned_through", 0))
 
     @rule(sizes=st.lists(st.integers(0, 120), min_size=1, max_size=4), written=st.integers(0, 400))
     def disk_full(self, sizes: list[int], written: int) -> None:
@@ -407,6 +604,71 @@ class JournalCrashMachine(RuleBasedStateMachine):
                 targets.append((f"{log_dir}/{name}", end))
         return targets
 
+    @rule(
+        data=st.data(),
+        kind=st.sampled_from(["delete_line", "duplicate_line", "zero_sector"]),
+        then=st.sampled_from(["restore", "repair"]),
+        seed=st.integers(0, 2**32 - 1),
+    )
+    def line_damage(self, data: st.DataObject, kind: str, then: str, seed: int) -> None:
+        """A whole line deleted or duplicated, or a 512-byte sector zeroed, anywhere but the
+        last record of the active segment: `CorruptionError` on read and a `verify` problem,
+        never records silently missing or repeated. Then the damage is undone, or `repair`
+        salvages the session: every record kept or marked lost, durably (a power loss after
+        the repair changes nothing)."""
+        self.step("line_damage")
+        self.disk.sync_all()
+        self.log = [Batch(b.records, DURABLE if b.level >= WRITTEN else UNCERTAIN) for b in self.log]
+        targets = self.damage_targets()
+        if not targets:
+            return
+        path, end = data.draw(st.sampled_from(targets))
+        before = {r.seq: (r.kind, r.data) for r in self.read_all(self.j)}
+        original = self.disk.read_bytes(path)
+        damaged = damage_lines(original, end, kind, data)
+        self.disk.write_bytes(path, damaged)
+        self.disk.crash_process()
+        journal = self.open_journal()
+        try:
+            self.read_all(journal)
+            check(False, f"{kind} in {path} was read without CorruptionError")
+        except CorruptionError:
+            pass
+        report = journal.verify(SESSION)
+        check(
+            any(p.kind == "corruption" for p in report.problems), f"verify missed {kind}: {report.problems}"
+        )
+        STATS[f"damage detected {kind}"] += 1
+        if then == "restore":
+            journal.close()
+            self.disk.write_bytes(path, original)
+            self.disk.crash_process()
+            self.recover("process")
+            return
+        self.repair_and_lose_power(journal, before, seed)
+
+    def repair_and_lose_power(self, journal: Journal, before: dict[int, tuple[str, Any]], seed: int) -> None:
+        journal.repair(SESSION)
+        repaired = [(r.seq, r.kind, r.data) for r in self.read_all(journal)]
+        journal.close()
+        seqs = [seq for seq, _, _ in repaired]
+        check(seqs == list(range(seqs[0] if seqs else 1, max(before) + 1)), f"repair renumbered: {seqs}")
+        for seq, kind, value in repaired:
+            check(kind == LOST or before.get(seq) == (kind, value), f"repair changed record {seq}")
+        self.disk.crash(random.Random(seed))
+        STATS["crashes simulated"] += 1
+        STATS["repairs"] += 1
+        again = self.open_journal()
+        after = [(r.seq, r.kind, r.data) for r in self.read_all(again)]
+        again.close()
+        check(after == repaired, "a power loss after repair changed what repair left")
+        # The records a retention pruned come first, as `check_disk` puts them.
+        pruned = [self.history_seen[q] for q in range(1, seqs[0] if seqs else 1)]
+        kept = pruned + [(kind, value) for _, kind, value in repaired]
+        self.log = [Batch([(kind, value)], DURABLE) for kind, value in kept if kind != SEAL]
+        self.allow_lost = True
+        self.recover("power")
+
     @invariant()
     def no_lock_held_between_operations(self) -> None:
         check(not self.disk.locks, "a session lock is still held between operations")
@@ -416,6 +678,22 @@ class JournalCrashMachine(RuleBasedStateMachine):
             self.journal.close()
 
 
+def damage_lines(original: bytes, end: int, kind: str, data: st.DataObject) -> bytes:
+    """`original` with one line (wholly before `end`) deleted or duplicated, or the part before
+    `end` of one 512-byte sector zeroed."""
+    if kind == "zero_sector":
+        sector = data.draw(st.integers(0, (end - 1) // 512))
+        stop = min(end, (sector + 1) * 512)
+        return original[: sector * 512] + bytes(stop - sector * 512) + original[stop:]
+    starts = [0, *(i + 1 for i, byte in enumerate(original[:end]) if byte == ord("\n"))]
+    lines = list(itertools.pairwise(starts))
+    at, stop = data.draw(st.sampled_from(lines))
+    if kind == "delete_line":
+        return original[:at] + original[stop:]
+    return original[:stop] + original[at:stop] + original[stop:]
+
+
+seeded(JournalCrashMachine)  # the compaction machine inherits the seed
 JournalCrashMachine.TestCase.settings = crash_settings()
 TestJournalCrash = JournalCrashMachine.TestCase
 MACHINE = JournalCrashMachine  # what tools/crashcheck.py runs

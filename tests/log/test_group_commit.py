@@ -330,3 +330,61 @@ def test_an_appender_interrupted_before_it_waits_is_taken_out_of_the_queue(
     assert after.get("result") is not None, after
     journal.close()
     assert contents_of(tmp_path) == ["create", "L", "later"]  # M never reached the disk
+
+
+@pytest.mark.filterwarnings("ignore::journal.RecoveryWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.parametrize("seed", range(5))
+def test_a_power_cut_inside_a_crowded_group_commit_round_loses_no_acknowledged_append(seed: int) -> None:
+    """8 threads in `batch` mode; the power goes off inside the leader's fsync of the first
+    round that serves more than one appender, and the crash keeps only what was synced. No
+    appender of that round may have been acknowledged: each thread's messages on disk hold
+    every append acknowledged to it."""
+    rng = random.Random(seed)
+    disk = SimDisk()
+    journal = Journal("/store", durability="batch", segment_bytes=rng.choice([600, 1 << 20]), fs=disk)
+    journal.append("s", {"role": "user", "content": "create"})
+    log = journal._pool.open["s"]  # the handle whose rounds the hook watches
+    crowd = threading.Event()
+    cut_in_round: list[int] = []
+
+    def cut_inside_a_crowded_round(fd: int) -> None:
+        if fd == log.seg_fd and log.last_served > 1 and not cut_in_round:
+            cut_in_round.append(log.last_served)
+            # Give the round's appenders a moment to return, as they would if acknowledged
+            # before this fsync (correct code keeps them waiting on their gates meanwhile).
+            threading.Event().wait(0.05)
+            disk.cut_power_now()
+        if fd == log.seg_fd and not crowd.is_set():
+            # Hold the first fsyncs until several appenders queued: the next round is crowded.
+            for _ in range(2000):
+                if len(log.queue) > 1:
+                    break
+                threading.Event().wait(0.001)
+            crowd.set()
+
+    disk.sync_hook = cut_inside_a_crowded_round
+    acked = [0] * THREADS
+
+    def writer(t: int) -> None:
+        for i in range(40):
+            try:
+                journal.append("s", {"role": "user", "content": f"{t}:{i}"})
+            except (PowerCut, DurabilityError):
+                return
+            acked[t] = i + 1
+
+    workers = [threading.Thread(target=writer, args=(t,)) for t in range(THREADS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert cut_in_round, "no round served more than one appender: the cut proves nothing"
+    disk.crash_losing_unsynced()
+    with Journal("/store", fs=disk) as after:
+        texts = [r.data["content"] for r in after.read("s") if r.kind == "message"]
+        assert after.verify("s").ok
+    for t in range(THREADS):
+        mine = [int(text.split(":")[1]) for text in texts[1:] if text.startswith(f"{t}:")]
+        assert mine == list(range(len(mine)))
+        assert len(mine) >= acked[t], f"thread {t}: {acked[t]} acknowledged, {len(mine)} on disk"

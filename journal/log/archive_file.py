@@ -1,0 +1,185 @@
+"""One archive file (`archive/<first-segment>.zst`): writing it, reading it back safely,
+and checking its content as a run of closed segments (FORMAT.md, "Archives").
+
+Strategy: an archive is one zstd frame whose header declares the content size and whose
+trailer holds a checksum; the content is one or more closed segments, verbatim. Reading never
+trusts the frame: the declared size must be there and within what the caller allows (the
+records the manifest says the archive holds, each at most a record's size limit), the input is
+fed to the decompressor in slices small enough that one call cannot expand past ~32 MiB (a
+zstd block is at most 128 KiB and costs at least 3 bytes), output is handed on in bounded
+chunks, and the frame must end exactly at the file's end with the declared size. So a
+decompression bomb is a `CorruptionError`, never a `MemoryError`. `RunChecker` checks lines
+as the log rules check a closed segment, except that a seal may be followed by the next
+segment's records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NoReturn
+
+import zstandard
+
+from ..errors import CorruptionError
+from .fs import FileSystem
+from .record import SEAL, BadLine, Header, Record, decode, decode_header
+from .snapshot import iter_lines
+
+CHUNK_BYTES = 4 * 1024 * 1024
+_SLICE = 1024  # input bytes per decompress call: at most ~32 MiB of output each
+_FRAME_HEADER_MAX = 18  # a zstd frame header is at most 18 bytes
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # the default record size limit (`Options.max_record_bytes`)
+LINE_OVERHEAD = 512  # header bytes of a record line beyond its payload, with room to spare
+
+
+def file_chunks(fs: FileSystem, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of `path` in chunks; the size is taken at open, so later appends are not read."""
+    fd = fs.open(path, create=False, mode=0)
+    try:
+        size, offset = fs.size(fd), 0
+        while offset < size:
+            chunk = fs.pread(fd, min(chunk_bytes, size - offset), offset)
+            if not chunk:
+                break
+            offset += len(chunk)
+            yield chunk
+    finally:
+        fs.close(fd)
+
+
+class ArchiveWriter:
+    """Compresses a stream of segment bytes into a new file; `finish` makes it durable.
+    `size` (the exact content size) is declared in the frame header."""
+
+    def __init__(self, fs: FileSystem, path: str, level: int, mode: int, size: int) -> None:
+        self.fs, self.path = fs, path
+        self.compressor = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj(size=size)
+        self.fd = fs.open(path, create=True, mode=mode)
+        self.written = 0
+
+    def write(self, chunk: bytes) -> None:
+        out = self.compressor.compress(chunk)
+        if out:
+            self.fs.append(self.fd, out)
+            self.written += len(out)
+
+    def finish(self) -> int:
+        """Flush, fsync and close; return the archive's size in bytes."""
+        out = self.compressor.flush()
+        self.fs.append(self.fd, out)
+        self.written += len(out)
+        self.fs.sync(self.fd)
+        self.close()
+        return self.written
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            self.fs.close(fd)
+
+
+def content_size(fs: FileSystem, path: str) -> int:
+    """The content size an archive's frame header declares; raise `CorruptionError` if the
+    header does not read or declares none (journal always writes it), `FileNotFoundError`."""
+    fd = fs.open(path, create=False, mode=0)
+    try:
+        head = fs.pread(fd, _FRAME_HEADER_MAX, 0)
+    finally:
+        fs.close(fd)
+    try:
+        size = int(zstandard.get_frame_parameters(head).content_size)
+    except zstandard.ZstdError as exc:
+        raise CorruptionError(path, 0, f"archive does not start with a zstd frame header: {exc}") from None
+    if size == zstandard.CONTENTSIZE_UNKNOWN:
+        raise CorruptionError(path, 0, "archive's zstd frame does not declare its content size")
+    return size
+
+
+def decompressed_chunks(fs: FileSystem, path: str, max_bytes: int) -> Iterator[bytes]:
+    """The content of an archive in chunks of about `CHUNK_BYTES`. Raise `CorruptionError` if
+    the frame declares more than `max_bytes`, does not decompress, expands past what it
+    declares, or does not end exactly at the end of the file; `FileNotFoundError`."""
+    declared = content_size(fs, path)
+    if declared > max_bytes:
+        reason = f"archive declares {declared} bytes of content, more than the {max_bytes} its records allow"
+        raise CorruptionError(path, 0, reason)
+    decompressor = zstandard.ZstdDecompressor().decompressobj()
+    buffer, total, offset = bytearray(), 0, 0
+    try:
+        for chunk in file_chunks(fs, path, 1024 * 1024):
+            for start in range(0, len(chunk), _SLICE):
+                if decompressor.eof:
+                    raise CorruptionError(path, offset + start, "bytes after the archive's zstd frame")
+                out = decompressor.decompress(chunk[start : start + _SLICE])
+                total += len(out)
+                if total > declared:
+                    raise CorruptionError(
+                        path, offset + start, f"archive expands past the {declared} bytes it declares"
+                    )
+                buffer += out
+                if len(buffer) >= CHUNK_BYTES:
+                    yield bytes(buffer)
+                    buffer.clear()
+            offset += len(chunk)
+    except zstandard.ZstdError as exc:
+        raise CorruptionError(path, offset, f"archive does not decompress: {exc}") from None
+    if not decompressor.eof or decompressor.unused_data:
+        reason = (
+            "archive ends before its zstd frame does"
+            if not decompressor.eof
+            else "bytes after the archive's zstd frame"
+        )
+        raise CorruptionError(path, offset, reason)
+    if total != declared:
+        raise CorruptionError(path, offset, f"archive holds {total} bytes, its frame declares {declared}")
+    if buffer:
+        yield bytes(buffer)
+
+
+def archive_lines(fs: FileSystem, path: str, max_bytes: int) -> Iterator[bytes]:
+    """The lines (newline included) of an archive's content (`decompressed_chunks`); a last
+    piece without a newline is yielded as is. Memory: one chunk plus the longest line."""
+    return iter_lines(decompressed_chunks(fs, path, max_bytes))
+
+
+class RunChecker:
+    """Checks lines as a run of closed segments numbered on from `first`: each a valid record
+    (its payload parsed too with `payloads`: what a read will parse), batches whole, a seal
+    never inside a batch, the run ending in a seal. Raises `CorruptionError`; offsets are into
+    the decompressed content."""
+
+    def __init__(self, path: str, first: int, payloads: bool) -> None:
+        self.path, self.next_seq, self.payloads = path, first, payloads
+        self.offset = 0
+        self.batch_left = 0
+        self.last_kind = ""
+        self.seals = 0
+
+    def check(self, line: bytes) -> tuple[Header, Record | None]:
+        """Check one line (newline included); its header, and its record with `payloads`."""
+        if not line.endswith(b"\n"):
+            self._fail("incomplete record inside an archive")
+        try:
+            header = decode_header(line[:-1])
+            record = decode(line) if self.payloads else None
+        except BadLine as exc:
+            self._fail(exc.reason)
+        if header.seq != self.next_seq:
+            self._fail(f"sequence number {header.seq}, expected {self.next_seq}")
+        if self.batch_left and header.more != self.batch_left - 1:
+            self._fail("batch cut short by another record")
+        if header.kind == SEAL and (header.more or self.batch_left):
+            self._fail("a seal record inside a batch")
+        self.batch_left, self.last_kind = header.more, header.kind
+        self.seals += header.kind == SEAL
+        self.next_seq += 1
+        self.offset += len(line)
+        return header, record
+
+    def end(self) -> None:
+        """The run is over: it must have ended in a seal."""
+        if self.last_kind != SEAL:
+            self._fail(f"archived segments do not end in a {SEAL} record")
+
+    def _fail(self, reason: str) -> NoReturn:
+        raise CorruptionError(self.path, self.offset, f"{reason} (offset into the decompressed archive)")

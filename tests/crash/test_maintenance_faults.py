@@ -1,0 +1,114 @@
+"""Faults in the middle of a compaction: each must leave a session that opens, reads what it
+held, and takes appends; nothing the failed compaction made is left behind.
+
+Strategy: the simulated disk fails the n-th write (ENOSPC), directory fsync, rename or unlink
+(EIO) of one compaction, for every n until the compaction gets through without meeting the
+fault; after each failure the session is checked in place, reopened, and (for the non-fatal
+faults) put through a power loss. The crash state machine draws such faults at random; these
+walk every position deterministically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import random
+
+import orjson
+import pytest
+from _core_helpers import message
+from simdisk import SimDisk
+
+from journal import Journal, JournalError
+from journal.log.fs import TEMP_MARK
+from journal.log.record import SEAL
+
+SID = "chat"
+
+
+def filled(disk: SimDisk) -> tuple[Journal, list[tuple[int, str, object]]]:
+    journal = Journal("/store", durability="always", segment_bytes=600, fs=disk)
+    for n in range(30):
+        journal.append(SID, message(f"{n}:" + "x" * 40))
+    return journal, history(journal)
+
+
+def history(journal: Journal) -> list[tuple[int, str, object]]:
+    return [(r.seq, r.kind, r.data) for r in journal.read(SID) if r.kind != SEAL]
+
+
+def seals(journal: Journal) -> int:
+    return sum(r.kind == SEAL for r in journal.read(SID))
+
+
+def temps_left(disk: SimDisk, session: str) -> list[str]:
+    """Temp files no committed compaction names (those the next open renames into place)."""
+    try:
+        pending = {
+            temp for temp, _ in orjson.loads(disk.read_bytes(f"{session}/compaction.json")).get("pending", [])
+        }
+    except FileNotFoundError:
+        pending = set()
+    found = []
+    for sub in ("", "/log", "/archive", "/quarantine"):
+        prefix = sub.lstrip("/") + "/" if sub else ""
+        found += [prefix + n for n in disk.listdir(session + sub) if TEMP_MARK in n]
+    return [t for t in found if t not in pending]
+
+
+def test_a_compaction_that_runs_out_of_space_leaves_no_temp_files_and_appends_go_on() -> None:
+    """ENOSPC at each write of a compaction in turn: it raises, the session reads the same
+    and takes the next append, and by then every temp file the compaction made is gone (a
+    full disk stays full of them otherwise, and no later append fits)."""
+    failures = 0
+    for n in range(200):
+        disk = SimDisk()
+        journal, before = filled(disk)
+        session = journal.session_path(SID)
+        disk.fail_append(n, 0)
+        try:
+            journal.compact(SID)
+        except (JournalError, OSError):
+            failures += 1
+        disk.clear_faults()
+        if disk.appends_failed == 0:
+            break  # the compaction made fewer than n writes: every position was tried
+        # The next append (which reopens the session if the compaction got as far as
+        # publishing) finds no temp file: a full disk is not kept full by them.
+        journal.append(SID, message("after"))
+        assert temps_left(disk, session) == [], f"write {n}"
+        assert history(journal) == [*before, (len(before) + 1 + seals(journal), "message", message("after"))]
+        journal.close()
+    assert failures > 5, "the fault never hit the compaction"
+
+
+@pytest.mark.filterwarnings("ignore::journal.RecoveryWarning")
+@pytest.mark.parametrize("call", ["sync_dir", "rename", "unlink"])
+@pytest.mark.parametrize("code", [errno.EIO, errno.ENOSPC])
+def test_a_compaction_failing_at_any_directory_fsync_rename_or_unlink_loses_nothing(
+    call: str, code: int
+) -> None:
+    """A non-fatal EIO/ENOSPC at each directory fsync, rename or unlink of a compaction in
+    turn: whether it failed before or after its manifest was stored, the next open finishes
+    or discards it (never `CorruptionError` for temps it removed although the stored manifest
+    names them), the history is unchanged, and so it is after a power loss too."""
+    hits = 0
+    for n in range(100):
+        disk = SimDisk()
+        journal, before = filled(disk)
+        disk.fail_call(call, n, code)
+        with contextlib.suppress(JournalError, OSError):
+            journal.compact(SID)
+        disk.clear_faults()
+        if disk.calls_failed == 0:
+            break  # past the compaction's last such call
+        hits += 1
+        journal.close()
+        with Journal("/store", fs=disk) as reopened:
+            assert history(reopened) == before, f"{call} {n}"
+            assert reopened.verify(SID).ok
+        disk.crash(random.Random(n))
+        with Journal("/store", fs=disk) as after_crash:
+            assert history(after_crash) == before, f"{call} {n}, then power loss"
+            assert after_crash.verify(SID).ok
+    assert hits > 0, f"the compaction made no {call} call"
