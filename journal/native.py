@@ -30,11 +30,10 @@ from .errors import (
     ReadOnlyError,
     RecoveryWarning,
     StoreRootError,
-    UnreadableSessionWarning,
 )
-from .log import forksafe, maintenance, naming
+from .log import forksafe, maintenance, manifest, naming
 from .log import index as listing_index
-from .log.fs import FileSystem, OsFileSystem
+from .log.fs import FileSystem, OsFileSystem, make_dirs
 from .log.pool import SessionPool
 from .log.readonly import ReadOnlyFileSystem
 from .log.record import CLEAR, MESSAGE, META, Record, encode_payload
@@ -144,7 +143,7 @@ class Journal:
             return
         try:
             if st is None:
-                _make_dirs(self.fs, self.root, self.options.dir_mode)
+                make_dirs(self.fs, self.root, self.options.dir_mode)
         except OSError as exc:
             raise StoreRootError(f"cannot create store root {self.root}: {exc}") from exc
         if isinstance(self.fs, OsFileSystem) and not os.access(self.root, os.W_OK | os.X_OK):
@@ -262,34 +261,15 @@ class Journal:
         """The ids of every session under the root, those other stores left here included
         (adopted as they are listed; one that cannot be understood is left out with a
         `RecoveryWarning` naming its file)."""
-        found, foreign = self._listed()
+        found, foreign = adopt.scan_root(self.fs, self.root)
         if foreign and self.read_only:
             for name in foreign:  # adoption writes: left out, with a note
                 warnings.warn(f"{self.root}/{name}: not adopted (read-only)", RecoveryWarning, 2)
         elif foreign:  # adopted now, here or by another thread or process: list again
             for name in foreign:
                 self._adopt_listed(name)
-            found, _ = self._listed()
+            found, _ = adopt.scan_root(self.fs, self.root)
         return iter(found)
-
-    def _listed(self) -> tuple[list[str], list[str]]:
-        """The journal sessions in the root, and the names of other stores' sessions."""
-        found: list[str] = []
-        foreign: list[str] = []
-        for name in self.fs.listdir(self.root):
-            session_id = naming.decode_id(name)
-            path = os.path.join(self.root, name)
-            try:
-                if session_id is not None and self.fs.stat(os.path.join(path, naming.IDENTITY_FILE)):
-                    found.append(session_id)
-                elif (session_id is not None and adopt.docs_files(self.fs, path)) or adopt.is_praisonai_name(
-                    name
-                ):
-                    foreign.append(name)
-            except OSError as exc:  # one unreadable session must not hide the others
-                message = f"{path}: session left out, it cannot be read: {exc}"
-                warnings.warn(message, UnreadableSessionWarning, stacklevel=3)
-        return found, foreign
 
     def _adopt_listed(self, name: str) -> None:
         try:
@@ -373,12 +353,16 @@ class Journal:
 
     def repair(self, session_id: str) -> Report:
         """Salvage a damaged session: damaged files are copied to its quarantine directory,
-        every valid record is kept, unsaved sequence numbers become "lost" records."""
+        every valid record is kept, unsaved sequence numbers become "lost" records; a view
+        edited by hand or lost is written again from the log (the edited file kept aside)."""
         self._writable(f"repair {session_id!r} of")
         self._pool.drop(session_id)
-        report = maintenance.repair_session(self.fs, self.session_path(session_id), self.options)
+        path = self.session_path(session_id)
+        report = maintenance.repair_session(self.fs, path, self.options)
         self._pool.forgive(session_id)
         self._mark(session_id, None)  # its summary may have changed with no append
+        if compaction.views_damaged(self.fs, path, manifest.load(self.fs, path)):
+            self.compact(session_id)  # an edited or lost view: written again, the edit kept aside
         return report
 
     def _mark(self, session_id: str, log: SessionLog | None) -> None:
@@ -490,11 +474,3 @@ def _check_message_fields(data: dict[str, Any]) -> None:
             f"content must be a str (or a list of content parts), not {type(content).__name__}",
             "data['content']",
         )
-
-
-def _make_dirs(fs: FileSystem, path: str, mode: int) -> None:
-    parent = os.path.dirname(os.path.abspath(path))
-    if fs.stat(parent) is None:
-        _make_dirs(fs, parent, mode)
-    if fs.mkdir(path, mode):
-        fs.sync_dir(parent)

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import orjson
 
-from ..errors import ForeignStoreError
+from ..errors import ForeignStoreError, UnreadableSessionWarning
 from ..log import naming
 from ..log.adopted import ADOPTED_IDENTITY_FORMAT, finish_moves
 from ..log.fs import FileSystem, read_file, write_atomic
@@ -203,3 +204,23 @@ def _read(fs: FileSystem, path: str) -> bytes:
 def _mtime(fs: FileSystem, path: str) -> float:
     st = fs.stat(path)
     return st.mtime if st is not None else time.time()
+
+
+def scan_root(fs: FileSystem, root: str) -> tuple[list[str], list[str]]:
+    """The journal sessions in the store root `root`, and the names of the sessions other
+    stores left there. An entry that cannot be read is left out with an
+    `UnreadableSessionWarning`: one bad session must not hide the others."""
+    found: list[str] = []
+    foreign: list[str] = []
+    for name in fs.listdir(root):
+        session_id = naming.decode_id(name)
+        path = os.path.join(root, name)
+        try:
+            if session_id is not None and fs.stat(os.path.join(path, naming.IDENTITY_FILE)):
+                found.append(session_id)
+            elif is_praisonai_name(name) or (session_id is not None and docs_files(fs, path)):
+                foreign.append(name)
+        except OSError as exc:
+            message = f"{path}: session left out, it cannot be read: {exc}"
+            warnings.warn(message, UnreadableSessionWarning, stacklevel=4)
+    return found, foreign

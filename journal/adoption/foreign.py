@@ -20,12 +20,11 @@ from typing import Any
 import orjson
 
 from ..errors import ForeignStoreError
-from ..log.record import MESSAGE, META
+from ..log.record import MAX_TS, MESSAGE, META, MIN_TS
 
 DOCS_FILES = ("messages.json", "session_id.json", "metadata.json")
 _SESSION_TIMES = ("created_at", "updated_at")
 _PRAISONAI_SESSION = ("session_id", "messages", "archived_messages", "created_at", "updated_at", "metadata")
-_MIN_TS, _MAX_TS = -62135596800.0, 253402300799.0  # years 1 through 9999
 
 
 @dataclass
@@ -160,7 +159,7 @@ def _time(value: Any, name: str, where: str) -> float | None:
         ts = _iso_seconds(match, name, where)
     else:
         raise ForeignStoreError(name, f"{where} is not a time: {value!r}")
-    if not (math.isfinite(ts) and _MIN_TS <= ts <= _MAX_TS):
+    if not (math.isfinite(ts) and MIN_TS <= ts <= MAX_TS):
         raise ForeignStoreError(name, f"{where} is out of range: {value!r}")
     return ts
 

@@ -181,7 +181,7 @@ def build(
             # retention's pruned archives it can only re-encode what the view reads as).
             set_aside_views(handle, base, exc)
             out.restart()
-            previous = load_snapshot(fs, path, base)
+            previous = load_snapshot(fs, path, base, max_record_bytes=handle.options.max_record_bytes)
             fold = _Fold(out, base, previous.metadata)
             for record in previous.messages:
                 out.add(snapshot.encode_message(record))

@@ -149,14 +149,16 @@ def _first_seq(segment: str) -> int:
     return first
 
 
-def verify_session_archives(fs: FileSystem, session_path: str) -> list[Problem]:
+def verify_session_archives(
+    fs: FileSystem, session_path: str, max_record_bytes: int = MAX_RECORD_BYTES
+) -> list[Problem]:
     """`verify_compaction` for a session directory; a bad manifest is itself a problem."""
     try:
         current = manifest_mod.load(fs, session_path)
     except (CorruptionError, UnsupportedFormatError) as exc:
         kind = "unsupported-format" if isinstance(exc, UnsupportedFormatError) else "corruption"
         return [Problem(os.path.join(session_path, manifest_mod.MANIFEST_FILE), 0, kind, str(exc))]
-    return verify_compaction(fs, session_path, current)
+    return verify_compaction(fs, session_path, current, max_record_bytes)
 
 
 def verify_compaction(
@@ -235,7 +237,13 @@ def _verify_messages(fs: FileSystem, path: str, snapshot_seq: int) -> list[Probl
     return []
 
 
-def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest, chat: bool = False) -> SessionState:
+def load_snapshot(
+    fs: FileSystem,
+    session_path: str,
+    manifest: Manifest,
+    chat: bool = False,
+    max_record_bytes: int = MAX_RECORD_BYTES,
+) -> SessionState:
     """The `SessionState` at `manifest.snapshot_seq`, from messages.json and metadata.json.
     With `chat`, for `get_chat_history`, the state holds the snapshot as `lines` and `chat`
     when messages.json is as journal writes it, and records otherwise.
@@ -253,7 +261,7 @@ def load_snapshot(fs: FileSystem, session_path: str, manifest: Manifest, chat: b
                 RecoveryWarning(f"{exc}; read as it is: pruned archives cannot rebuild it"), stacklevel=2
             )
             return state
-        state = fold(read_archived(fs, session_path, manifest, 0))
+        state = fold(read_archived(fs, session_path, manifest, 0, max_record_bytes))
         if state.last_seq != manifest.snapshot_seq:
             raise
         warnings.warn(

@@ -392,3 +392,12 @@ def unlink_quietly(fs: FileSystem, path: str) -> None:
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
+
+
+def make_dirs(fs: FileSystem, path: str, mode: int) -> None:
+    """Create `path` and any missing parents, each made durable in its parent."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if fs.stat(parent) is None:
+        make_dirs(fs, parent, mode)
+    if fs.mkdir(path, mode):
+        fs.sync_dir(parent)

@@ -82,7 +82,7 @@ def verify_session(fs: FileSystem, path: str, session_id: str, options: Options)
         return Report(ok=False, problems=[problem])
     try:
         problems = identity_problems(fs, path, session_id)
-        problems += find_problems(fs, path) + verify_session_archives(fs, path)
+        problems += find_problems(fs, path) + verify_session_archives(fs, path, options.max_record_bytes)
     except UnsafePathError as exc:  # a link where a file of the session belongs: reads fail
         problems = [Problem(exc.path, 0, "corruption", exc.reason)]
     except OSError as exc:

@@ -19,6 +19,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 import orjson
 import xxhash
@@ -220,13 +221,17 @@ def remove_orphans(fs: FileSystem, session_path: str, manifest: Manifest) -> lis
     return found
 
 
-def recover(fs: FileSystem, session_path: str, mode: int) -> Manifest:
+def recover(
+    fs: FileSystem, session_path: str, mode: int, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Manifest:
     """On open, under the session lock: finish a committed compaction (its folded segments
     first checked by `check_folded`: this manifest was read from disk) and, unless a compactor
     is running right now, remove orphans. Returns the manifest in force."""
     manifest = load(fs, session_path)
     if manifest.pending or manifest.folded:
-        manifest = finish(fs, session_path, manifest, mode, check_folded)
+        manifest = finish(
+            fs, session_path, manifest, mode, partial(check_folded, max_record_bytes=max_record_bytes)
+        )
     if orphans(fs, session_path, manifest):
         fd = fs.open(os.path.join(session_path, COMPACTION_LOCK), create=True, mode=mode)
         try:
@@ -241,7 +246,9 @@ def recover(fs: FileSystem, session_path: str, mode: int) -> Manifest:
     return manifest
 
 
-def check_folded(fs: FileSystem, session_path: str, manifest: Manifest) -> None:
+def check_folded(
+    fs: FileSystem, session_path: str, manifest: Manifest, max_record_bytes: int = MAX_RECORD_BYTES
+) -> None:
     """Refuse a manifest that names as folded a log segment it did not fold (edited by hand,
     or damaged) before anything is unlinked: each folded segment still in `log/` must end at
     or before the snapshot (a later segment starts by snapshot_seq + 1), and its bytes must
@@ -259,10 +266,12 @@ def check_folded(fs: FileSystem, session_path: str, manifest: Manifest) -> None:
                 f"compaction.json names as folded a segment with records after seq {manifest.snapshot_seq}"
             )
             raise CorruptionError(path, 0, reason)
-        _check_archived(fs, session_path, manifest, first, path)
+        _check_archived(fs, session_path, manifest, first, path, max_record_bytes)
 
 
-def _check_archived(fs: FileSystem, session_path: str, manifest: Manifest, first: int, path: str) -> None:
+def _check_archived(
+    fs: FileSystem, session_path: str, manifest: Manifest, first: int, path: str, max_record_bytes: int
+) -> None:
     """The bytes of segment `path` (first seq `first`) are in the archive holding `first`."""
     firsts = [naming.segment_first_seq(name) or 0 for name in manifest.archived]
     spans = list(zip(manifest.archived, firsts, [*firsts[1:], manifest.snapshot_seq + 1], strict=True))
@@ -276,7 +285,7 @@ def _check_archived(fs: FileSystem, session_path: str, manifest: Manifest, first
             archive = os.path.join(session_path, temp)
     segment = read_file(fs, path) or b""
     try:
-        limit = (end - start) * (MAX_RECORD_BYTES + LINE_OVERHEAD)
+        limit = (end - start) * (max_record_bytes + LINE_OVERHEAD)
         content = b"".join(decompressed_chunks(fs, archive, limit))
     except FileNotFoundError:
         raise CorruptionError(archive, 0, f"the archive holding folded segment {path} is missing") from None

@@ -33,6 +33,7 @@ class OpenLog(Protocol):
     seg_size: int
     seg_fd: int
     next_seq: int
+    max_record_bytes: int  # the record size limit: bounds what an archive may expand to
 
     def segment_path(self, first_seq: int) -> str: ...
 
@@ -43,7 +44,7 @@ def advance_state(log: OpenLog, chat: bool = False) -> None:
     """Fold every record not folded yet into `log.state`; start from the snapshot after a
     compaction (with `chat`, decoding the snapshot also makes the state's `chat`)."""
     if log.state.last_seq < log.manifest.snapshot_seq:  # compacted: start from the snapshot
-        log.state = archive.load_snapshot(log.fs, log.path, log.manifest, chat)
+        log.state = archive.load_snapshot(log.fs, log.path, log.manifest, chat, log.max_record_bytes)
     seg, offset, seq = log.reader
     while True:
         active = seg == log.seg_first
@@ -80,7 +81,7 @@ def read_from(log: OpenLog, start: int) -> list[Record]:
     segments = [s for s in log.segments() if s <= log.seg_first]
     out: list[Record] = []
     if start <= log.manifest.snapshot_seq:  # records folded by compaction live in archives
-        out = archive.read_archived(log.fs, log.path, log.manifest, start)
+        out = archive.read_archived(log.fs, log.path, log.manifest, start, log.max_record_bytes)
     origin, offset, seq = read_origin(log, start, segments)
     for index, seg in enumerate(segments):
         if seg < origin:

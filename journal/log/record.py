@@ -40,6 +40,7 @@ RECORD_VERSIONS = frozenset({1, 2})
 _KIND_VERSION = {EDIT: 2}
 
 _PREFIX = b'{"xxh3":"'
+MIN_TS, MAX_TS = -62135596800.0, 253402300799.0  # 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z
 _BODY_START = len(_PREFIX) + 16 + 2  # prefix, 16 hex digits, then '",'
 _VERSION = re.compile(rb'"v":(0|[1-9]\d{0,8}),')
 _HEADER = re.compile(
@@ -132,10 +133,13 @@ def decode_header(line: bytes) -> Header:
     kind = match[3].decode()
     if kind not in KINDS or version < _KIND_VERSION.get(kind, 1):
         raise BadLine(f"unknown record kind {kind!r} in a version {version} record")
+    ts = float(match[2])
+    if not MIN_TS <= ts <= MAX_TS:  # every reader turns ts into a date: years 1 to 9999
+        raise BadLine(f"timestamp {match[2].decode()} is outside years 1 to 9999")
     return Header(
         version=version,
         seq=int(match[1]),
-        ts=float(match[2]),
+        ts=ts,
         kind=kind,
         more=int(match[4]) if match[4] else 0,
         data_start=_BODY_START + match.end(),

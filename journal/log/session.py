@@ -82,6 +82,7 @@ class SessionLog(Durability):
 
     def __init__(self, fs: FileSystem, path: str, session_id: str, options: Options) -> None:
         self.fs, self.path, self.session_id, self.options = fs, path, session_id, options
+        self.max_record_bytes = options.max_record_bytes
         self.cond = threading.Condition(threading.Lock())
         self.lock_fd = -1
         self.seg_fd = -1
@@ -223,7 +224,9 @@ class SessionLog(Durability):
             if self.fs.mkdir(self.file(naming.LOG_DIR), self.options.dir_mode):
                 self.fs.sync_dir(self.path)
             # Finish a committed compaction first: the live log starts just after its snapshot.
-            self.manifest = manifest_mod.recover(self.fs, self.path, self.options.file_mode)
+            self.manifest = manifest_mod.recover(
+                self.fs, self.path, self.options.file_mode, self.max_record_bytes
+            )
             removal.remove_quarantine_temps(self.fs, self.path)  # a crash during a quarantine write
         first_live = self.manifest.snapshot_seq + 1
         segments = self.segments() or [first_live]

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from ..adoption import adopt
-from ..errors import JournalError
+from ..errors import JournalError, UnreadableSessionWarning
 from ..log import index, naming
 from ..log.fs import TEMP_MARK, FileSystem, unlink_quietly
 from ..log.gcpause import gc_paused
@@ -186,7 +186,8 @@ def _summary(journal: Journal, session_id: str, path: str) -> Summary | None:
     try:
         state = journal.state(session_id)
     except JournalError as exc:  # one damaged session must not hide all the others
-        warnings.warn(f"session {session_id!r} left out of list_sessions: {exc}", stacklevel=5)
+        message = f"session {session_id!r} left out of list_sessions: {exc}"
+        warnings.warn(message, UnreadableSessionWarning, stacklevel=5)
         return None
     if state is None:  # deleted since it was listed
         return None

@@ -223,3 +223,33 @@ def test_an_edited_view_is_detected_reads_follow_the_log_and_compact_rebuilds_it
 
 def test_every_failure_above_is_a_journal_error() -> None:
     assert issubclass(CorruptionError, JournalError)
+
+
+def test_an_archive_of_records_past_the_default_size_limit_reads_where_the_store_allows_them(
+    ram_path: Path,
+) -> None:
+    # One 35 MiB message and the seal: more than two records of the default 16 MiB limit may
+    # expand to, well within this store's 40 MiB limit.
+    big = 35 * 1024 * 1024
+    options = {"max_record_bytes": 40 * 1024 * 1024, "durability": "none"}
+    with Journal(ram_path / "store", **options) as journal:  # type: ignore[arg-type]
+        journal.append("s", {"role": "user", "content": "x" * big})
+        assert journal.compact("s").compacted
+    with Journal(ram_path / "store", **options) as journal:  # type: ignore[arg-type]
+        records = [r for r in journal.read("s") if r.kind == "message"]
+        assert [len(r.data["content"]) for r in records] == [big]
+        assert journal.verify("s").ok
+
+
+@pytest.mark.parametrize("edit", [_edit_keeping_lines, _reindent])
+def test_repair_writes_an_edited_view_again_and_keeps_the_edit_aside(tmp_path: Path, edit: object) -> None:
+    session = _compacted(tmp_path)
+    edited = edit(session)  # type: ignore[operator]
+    with Journal(tmp_path) as j:
+        assert not j.verify(SID).ok
+        with pytest.warns(RecoveryWarning):
+            j.repair(SID)
+        assert j.verify(SID).ok
+    kept = [p.read_bytes() for p in (session / "quarantine").iterdir() if "messages.json" in p.name]
+    assert kept == [edited]
+    assert b"EDITED" not in (session / "messages.json").read_bytes()

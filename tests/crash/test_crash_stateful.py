@@ -9,8 +9,9 @@ in order, whole, each at most once, with uncertain ones optionally missing, gapl
 numbers, and reaching at least the last batch the crash kind promises. Whatever survived is
 then the model: what recovery cut is gone for good.
 
-Besides appends and crashes the machine injects non-fatal faults (EIO/ENOSPC on a directory
-fsync, a rename or an unlink), runs compaction, retention and repair (with and without such
+Besides appends and crashes (also of 2-6 threads in one group-commit round, the power cut
+inside its fsync: `threaded_batch`) the machine injects non-fatal faults (EIO/ENOSPC on a
+directory fsync, a rename or an unlink), runs compaction, retention and repair (with and without such
 faults), damages closed segments by flipped bits, deleted or duplicated lines and zeroed
 sectors, and checks after every recovery that each quarantined file it saw before is still
 there, byte for byte. Retention removes a prefix of the history on purpose: the records read
@@ -32,6 +33,7 @@ from typing import Any
 import hypothesis.strategies as st
 import orjson
 from conftest_crash import crash_settings, seeded
+from group_rounds import Outcome, run_crowded_round
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from simdisk import PowerCut, SimDisk
 
@@ -88,6 +90,17 @@ def match(log: list[Batch], found: list[tuple[str, Any]], required: int) -> list
     return walk(0, 0)
 
 
+def place(batches: list[Batch], found: list[tuple[str, Any]]) -> list[Batch]:
+    """`batches` (uncertain, of one group-commit round: their order was not known) in the
+    order `found` holds their first records, the missing ones last."""
+    where = {id(b): found.index(b.records[0]) if b.records[0] in found else len(found) for b in batches}
+    return sorted(batches, key=lambda b: where[id(b)])
+
+
+def records(msgs: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    return [("message", m) for m in msgs]
+
+
 def message(n: int, size: int) -> dict[str, Any]:
     return {"role": "user" if n % 2 else "assistant", "content": f"m{n}:" + "x" * size}
 
@@ -114,6 +127,7 @@ class JournalCrashMachine(RuleBasedStateMachine):
         self.prune_points = {0}  # a read may start just after any of these seqs
         self.quarantined: dict[str, bytes] = {}  # every quarantined file seen after a recovery
         self.allow_lost = False  # a repair may have marked lost sequence numbers
+        self.unordered: list[Batch] = []  # uncertain batches whose order only the disk tells
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -200,6 +214,8 @@ class JournalCrashMachine(RuleBasedStateMachine):
         pruned = [self.history_seen[q] for q in range(1, start)]
         found = [(kind, data) for kind, data in pruned + [(r.kind, r.data) for r in records] if kind != SEAL]
         required = DURABLE if crash == "power" else WRITTEN
+        self.log += place(self.unordered, found)
+        self.unordered = []
         kept = match(self.log, found, required)
         check(kept is not None, f"after a {crash} crash the log {found} is not what was written {self.log}")
         assert kept is not None
@@ -340,6 +356,64 @@ class JournalCrashMachine(RuleBasedStateMachine):
         self.disk.crash(random.Random(seed))
         STATS["crashes simulated"] += 1
         self.recover("power")
+
+    @rule(
+        lead=st.integers(0, 60),  # small: this rule appends 4-14 records, a crash checks them all
+        sizes=st.lists(st.lists(st.integers(0, 60), min_size=1, max_size=2), min_size=2, max_size=6),
+        cut=st.booleans(),
+        unsynced_lost=st.booleans(),
+        seed=st.integers(0, 2**32 - 1),
+    )
+    def threaded_batch(
+        self, lead: int, sizes: list[list[int]], cut: bool, unsynced_lost: bool, seed: int
+    ) -> None:
+        """2-6 threads append a batch each in `batch` mode, queued behind one round so that
+        the next serves them all (`group_rounds`). With `cut`, the power goes off inside that
+        crowded round's fsync (if no round served more than one appender, after every call
+        returned), and the crash keeps a random state or only what was synced. Every batch
+        acknowledged is there, at the seqs its call returned; each other one may be there,
+        whole and once, but only after all of them: a round is acknowledged only once its
+        fsync returned, the next round writes only after that, and none writes after the cut."""
+        self.step("threaded_batch")
+        first = self.next_messages([lead])  # creates the session and marks it for the listing
+        self.attempt(lambda: self.j.append_many(SESSION, first, durability="batch"), records(first), "batch")
+        if self.poisoned:
+            return
+        holder, batches = self.next_messages([0]), [self.next_messages(s) for s in sizes]
+        outcomes, hook, finished = run_crowded_round(self.disk, self.j, SESSION, holder, batches, cut)
+        if cut:  # first: a failed check must not leave the power off for `teardown`
+            if unsynced_lost:
+                self.disk.crash_losing_unsynced()
+            else:
+                self.disk.crash(random.Random(seed))
+            STATS["crashes simulated"] += 1
+        check(finished, "a thread appending in a group commit hung")
+        for o in outcomes:
+            check(
+                o.error is None or hook.cut_served > 0,
+                f"a group commit failed with no power cut: {o.error!r}",
+            )
+        acked = sorted((o for o in outcomes if o.first is not None), key=lambda o: o.first or 0)
+        check(len(outcomes) - len(acked) >= hook.cut_served, "an appender of the round cut was acknowledged")
+        check(
+            all((a.first or 0) + len(a.msgs) <= (b.first or 0) for a, b in itertools.pairwise(acked)),
+            "seqs overlap",
+        )
+        self.log += [Batch(records(o.msgs), self.level("batch")) for o in acked]
+        STATS["threaded rounds crowded" if hook.crowded else "threaded rounds never crowded"] += 1
+        STATS["crowded rounds cut"] += hook.cut_served > 0
+        if cut:
+            self.unordered = [Batch(records(o.msgs), UNCERTAIN) for o in outcomes if o.first is None]
+            self.recover("power")
+        self.check_seqs(acked)
+
+    def check_seqs(self, acked: list[Outcome]) -> None:
+        """Each acknowledged batch is at the sequence numbers its call returned."""
+        start = min((o.first or 0 for o in acked), default=0)
+        by_seq = {r.seq: (r.kind, r.data) for r in self.j.read(SESSION, start)}
+        for o in acked:
+            at = [by_seq.get((o.first or 0) + i) for i in range(len(o.msgs))]
+            check(at == records(o.msgs), f"a batch acknowledged as seq {o.first} is not there")
 
     def faults_fired(self) -> tuple[int, int, int]:
         return self.disk.syncs_failed, self.disk.appends_failed, self.disk.calls_failed

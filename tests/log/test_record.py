@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ import xxhash
 from hypothesis import given
 from hypothesis import strategies as st
 
-from journal import InvalidRecordError, Record
+from journal import CorruptionError, DefaultSessionStore, InvalidRecordError, Journal, Record, RecoveryWarning
 from journal.log.record import (
     KINDS,
     BadLine,
@@ -207,3 +208,32 @@ def test_a_record_starting_inside_a_torn_line_is_found(torn: int) -> None:
 def test_no_embedded_record_in_garbage_or_a_single_record() -> None:
     assert find_embedded_record(b"garbage" * 10) == -1
     assert find_embedded_record(GOLDEN[0][1].rstrip(b"\n")) == -1
+
+
+@pytest.mark.parametrize("ts", [253402300800.0, 999999999999.0, -62135596801.0])
+def test_a_record_whose_time_is_outside_years_1_to_9999_is_damage_though_its_checksum_holds(
+    ts: float,
+) -> None:
+    line = encode(1, ts, "message", b'{"role":"user","content":"x"}')
+    with pytest.raises(BadLine, match="outside years 1 to 9999"):
+        decode(line.rstrip(b"\n"))
+
+
+def test_a_session_holding_a_record_dated_past_year_9999_is_reported_and_others_still_list(
+    tmp_path: Path,
+) -> None:
+    with Journal(tmp_path, durability="always") as journal:
+        journal.append("good", {"role": "user", "content": "ok"})
+        journal.append("bad", {"role": "user", "content": "ok"})
+    segment = next((tmp_path / "bad" / "log").glob("*.jsonl"))
+    far = encode(2, 999999999999.0, "message", b'{"role":"user","content":"far"}')
+    after = encode(3, 1700000000.0, "message", b'{"role":"user","content":"after"}')
+    with segment.open("ab") as out:
+        out.write(far + after)  # not the last line: damage, not a torn tail
+    store = DefaultSessionStore(tmp_path, view_lag=None)
+    with pytest.raises(CorruptionError, match="outside years 1 to 9999"):
+        store.get_session("bad")
+    assert not store.journal.verify("bad").ok
+    with pytest.warns(RecoveryWarning, match="bad"):
+        assert [row["session_id"] for row in store.list_sessions()] == ["good"]
+    store.close()
