@@ -342,14 +342,15 @@ def write_atomic(fs: FileSystem, path: str, data: bytes, mode: int) -> None:
     fs.sync_dir(os.path.dirname(path) or ".")
 
 
-def read_file(fs: FileSystem, path: str) -> bytes | None:
-    """The whole content of `path`, or None if it does not exist."""
+def read_file(fs: FileSystem, path: str, limit: int | None = None) -> bytes | None:
+    """The whole content of `path` (at most its first `limit` bytes), or None if it does not exist."""
     try:
         fd = fs.open(path, create=False, mode=0)
     except FileNotFoundError:
         return None
     try:
-        return fs.pread(fd, fs.size(fd), 0)
+        size = fs.size(fd)
+        return fs.pread(fd, size if limit is None else min(size, limit), 0)
     finally:
         fs.close(fd)
 

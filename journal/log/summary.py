@@ -21,7 +21,7 @@ import orjson
 from ..errors import CorruptionError
 from . import manifest as mf
 from . import naming
-from .fs import FileSystem
+from .fs import FileSystem, read_file
 from .record import CLEAR, LOST, MESSAGE, META, SEAL, Record
 from .scan import decode_run, scan
 from .snapshot import JOURNAL_KEY
@@ -135,14 +135,7 @@ def _segment_records(fs: FileSystem, path: str, first: int) -> list[Record]:
 
 
 def _read_small(fs: FileSystem, path: str) -> bytes | None:
-    try:
-        fd = fs.open(path, create=False, mode=0)
-    except FileNotFoundError:
-        return None
-    try:
-        return fs.pread(fd, min(fs.size(fd), _MAX_INFO_BYTES), 0)
-    finally:
-        fs.close(fd)
+    return read_file(fs, path, _MAX_INFO_BYTES)
 
 
 def _is_count(value: Any) -> bool:

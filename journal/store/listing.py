@@ -145,32 +145,42 @@ def _classify(
 ) -> list[str]:
     """Read each name: a session goes to `new` (or `read`, with the live ones), a file that is
     no session to `new.others`; return the names of other stores' sessions (`adopting`)."""
-    fs, prefix = journal.fs, journal.root + os.sep
     foreign: list[str] = []
     for name in names:
-        path = prefix + name
-        session_id = naming.decode_id(name)
-        summary = _summary(journal, session_id, path) if session_id is not None else None
-        if summary is not None and session_id is not None:
-            listed = {key: summary.metadata[key] for key in _LISTED_KEYS if key in summary.metadata}
-            entry = [session_id, summary.created_at, summary.updated_at, summary.message_count, listed]
-            if summary.live:
-                new.live.add(name)
-                read[name] = entry
-            else:
-                new.sessions[name] = entry
-            continue
-        st = fs.stat(path)
-        if st is None or (st.is_dir and session_id is not None and fs.stat(_identity(path)) is not None):
-            continue  # gone, or a session left out with a warning: read again next time
-        if st.is_dir:  # never remembered: a session being created or adopted, another store's
-            if adopting and session_id is not None and adopt.docs_files(fs, path):
-                foreign.append(name)
-        elif adopting and adopt.is_praisonai_name(name):
-            foreign.append(name)
-        else:
-            new.others[name] = _signature(fs, path, name)
+        try:
+            _classify_one(journal, name, new, read, foreign if adopting else None)
+        except OSError as exc:  # one session that cannot be read must not hide the others
+            message = f"{journal.root}{os.sep}{name}: left out of list_sessions, it cannot be read: {exc}"
+            warnings.warn(message, UnreadableSessionWarning, stacklevel=5)
     return foreign
+
+
+def _classify_one(
+    journal: Journal, name: str, new: Index, read: dict[str, Entry], foreign: list[str] | None
+) -> None:
+    """`_classify` of one name (`foreign` None: another store's sessions are not looked for)."""
+    fs, path = journal.fs, journal.root + os.sep + name
+    session_id = naming.decode_id(name)
+    summary = _summary(journal, session_id, path) if session_id is not None else None
+    if summary is not None and session_id is not None:
+        listed = {key: summary.metadata[key] for key in _LISTED_KEYS if key in summary.metadata}
+        entry = [session_id, summary.created_at, summary.updated_at, summary.message_count, listed]
+        if summary.live:
+            new.live.add(name)
+            read[name] = entry
+        else:
+            new.sessions[name] = entry
+        return
+    st = fs.stat(path)
+    if st is None or (st.is_dir and session_id is not None and fs.stat(_identity(path)) is not None):
+        return  # gone, or a session left out with a warning: read again next time
+    if st.is_dir:  # never remembered: a session being created or adopted, another store's
+        if foreign is not None and session_id is not None and adopt.docs_files(fs, path):
+            foreign.append(name)
+    elif foreign is not None and adopt.is_praisonai_name(name):
+        foreign.append(name)
+    else:
+        new.others[name] = _signature(fs, path, name)
 
 
 def _identity(path: str) -> str:

@@ -31,8 +31,10 @@ BULK = """
             report = journal.compact_all()
         store = DefaultSessionStore(root, view_lag=None)
         store.add_user_message("c", "more")
+        rows = sorted(row["session_id"] for row in store.list_sessions())
         store.close()
     print(json.dumps({"listed": listed, "compacted": sorted(r.session_id for r in report.results),
+                      "rows": rows,
                       "errors": sorted(report.errors), "warned": [str(w.message) for w in caught]}))
 """
 
@@ -50,6 +52,6 @@ def test_an_unreadable_session_is_reported_and_every_command_goes_on(tmp_path: P
     assert ls.returncode == 1 and ls.stdout.split() == ["a", "c"] and "/b" in ls.stderr
     assert verify.returncode == 1 and "2 session(s) verified, 0 with problems" in verify.stdout
     assert cat.returncode == 0 and len(cat.stdout.splitlines()) == 1
-    assert out["listed"] == ["a", "c"] and out["compacted"] == ["a", "c"]
+    assert out["listed"] == ["a", "c"] and out["compacted"] == ["a", "c"] and out["rows"] == ["a", "c"]
     assert any("/b" in w and "cannot be read" in w for w in out["warned"])  # type: ignore[attr-defined]
     assert "more" in (root / "c" / "messages.json").read_text()  # close brought c's views current
