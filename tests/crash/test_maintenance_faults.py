@@ -112,3 +112,44 @@ def test_a_compaction_failing_at_any_directory_fsync_rename_or_unlink_loses_noth
             assert history(after_crash) == before, f"{call} {n}, then power loss"
             assert after_crash.verify(SID).ok
     assert hits > 0, f"the compaction made no {call} call"
+
+
+def test_nothing_is_removed_on_the_word_of_a_manifest_whose_directory_fsync_failed() -> None:
+    """Retention stores a manifest without the oldest archive; if the fsync of the directory
+    after that rename fails, the new manifest is visible but not durable. The next compaction
+    must not remove the old archive as an orphan on its word before making it durable: a power
+    loss could then bring the old manifest back without its archive. For each directory fsync
+    of the retention: fail it, compact again, lose power keeping only what was synced, and
+    every record the manifest in force still covers must read back."""
+    from journal import CompactionPolicy
+
+    position = 0
+    while True:
+        disk = SimDisk()
+        policy = CompactionPolicy(keep_archives=1, merge_archive_bytes=0)
+        journal = Journal("/store", durability="always", segment_bytes=600, fs=disk, compaction=policy)
+        for round_ in range(3):
+            for n in range(6):
+                journal.append(SID, message(f"{round_}.{n}:" + "x" * 40))
+            if round_ < 2:
+                journal.compact(SID)
+        calls_before = disk.dir_syncs
+        disk.fail_call("sync_dir", after=position)
+        with contextlib.suppress(JournalError, OSError):
+            journal.compact(SID)  # folds round 2; retention drops the oldest archive
+        faulted = disk.calls_failed > 0
+        disk.clear_faults()
+        journal.close()
+        with Journal("/store", durability="always", segment_bytes=600, fs=disk, compaction=policy) as again:
+            journal_after = again
+            journal_after.append(SID, message("after"))
+            journal_after.compact(SID)
+        disk.crash_losing_unsynced()
+        with Journal("/store", durability="always", fs=disk) as reopened:
+            records = [r for r in reopened.read(SID) if r.kind != SEAL]  # raises if an archive is gone
+            assert records, "everything was lost"
+            assert reopened.verify(SID).ok
+        if not faulted or disk.dir_syncs - calls_before > 200:
+            break
+        position += 1
+    assert position > 3  # the walk reached the retention's fsyncs
