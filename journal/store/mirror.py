@@ -13,6 +13,7 @@ import time
 import warnings
 from typing import Any
 
+from ..log import forksafe
 from .session_data import SessionMessage
 
 QUEUE_SIZE, RETRIES = 1000, 3
@@ -34,9 +35,20 @@ class MirrorWriter:
 
     def __init__(self, mirror: Any) -> None:
         self.mirror = mirror
+        self.closed = False
+        self._start()
+        forksafe.register(self)
+
+    def _start(self) -> None:
         self._queue: queue.Queue[tuple[str, list[dict[str, Any]]] | None] = queue.Queue(QUEUE_SIZE)
         self._thread = threading.Thread(target=self._run, name="journal-session-mirror", daemon=True)
         self._thread.start()
+
+    def after_fork(self) -> None:
+        """In a child of `fork()`: the parent's thread is not there, so the child gets its
+        own (and an empty queue: what the parent had queued is the parent's to send)."""
+        if not self.closed:
+            self._start()
 
     def enqueue(self, session_id: str, records: list[dict[str, Any]]) -> None:
         """Queue records for the sink; drop them with a warning if the queue is full."""
@@ -77,6 +89,7 @@ class MirrorWriter:
 
     def close(self, timeout: float = 5.0) -> None:
         """Drain the queue, then stop the thread."""
+        self.closed = True
         if self._thread.is_alive():
             self.flush(timeout)
             self._queue.put(None)

@@ -101,3 +101,39 @@ def test_a_forked_store_does_not_deadlock_on_locks_or_threads_of_the_parent(tmp_
     messages = (tmp_path / "s" / "child" / "messages.json").read_text()
     assert "from the child" in messages  # the child's close wrote its views
     assert len(DefaultSessionStore(tmp_path / "s").get_chat_history("parent")) == 2
+
+
+class _FileSink:
+    """A mirror sink that writes each record's content to a file named after the process."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def append(self, session_id: str, records: list[dict[str, Any]]) -> None:
+        import os
+
+        with (self.directory / f"{os.getpid()}.txt").open("a") as out:
+            out.writelines(f"{r['content']}\n" for r in records)
+
+
+def _mirror_in_child(store: DefaultSessionStore, out: Any) -> None:
+    store.add_user_message("m", "from the child")
+    out.put(store.flush_mirror(timeout=10))
+
+
+def test_a_forked_store_mirrors_what_the_child_writes(tmp_path: Path) -> None:
+    sinks = tmp_path / "sink"
+    sinks.mkdir()
+    store = DefaultSessionStore(tmp_path / "s", mirror=_FileSink(sinks), durability="none", view_lag=None)
+    store.add_user_message("m", "from the parent")
+    assert store.flush_mirror(timeout=10)
+    out = _FORK.Queue()
+    child = _FORK.Process(target=_mirror_in_child, args=(store, out))
+    child.start()
+    flushed = out.get(timeout=60)
+    child.join(60)
+    assert child.exitcode == 0 and flushed
+    written = sorted(p.read_text() for p in sinks.iterdir())
+    assert written == ["from the child\n", "from the parent\n"]  # one file per process
+    store.close_mirror()
+    store.close()
