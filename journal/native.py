@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -120,7 +119,6 @@ class Journal:
             self.start_background_compactor()
         # The sessions appended to, for close() and the view keeper (compaction.views).
         self._writes = Writes(self, self.compaction)
-        self._marked: weakref.WeakSet[SessionLog] = weakref.WeakSet()  # handles that marked
         if not read_only:
             self._writes.start()
         forksafe.register(self)
@@ -212,9 +210,9 @@ class Journal:
             if log is not None:
                 self._pool.drop(session_id, log)
             log, first = self._pool.with_log(
-                session_id, True, lambda log: (log, _require(log).append(items, mode))
+                session_id, True, lambda log: (_require(log), _require(log).append(items, mode))
             )
-        if log not in self._marked:  # one mark per handle for the listing index (log.index)
+        if not log.index_marked:  # one mark per handle for the listing index (log.index)
             self._mark(session_id, log)
         if session_id not in self._writes.pending:  # once per session until its views are written
             self._writes.note(session_id)
@@ -369,7 +367,7 @@ class Journal:
         """Tell the listing index the session changed; once done for `log`, its later
         appends need no mark (`log.index` says why)."""
         if listing_index.mark(self.fs, self.root, naming.encode_id(session_id)) and log is not None:
-            self._marked.add(log)
+            log.index_marked = True
 
     def reopen(self, session_id: str) -> None:
         """Forget a poisoned or cached handle; the next use recovers the session from disk."""

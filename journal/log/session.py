@@ -102,6 +102,7 @@ class SessionLog(Durability):
         self.state = SessionState()
         self.held = 0  # messages `state` holds (records and snapshot lines)
         self.counted = 0  # what the `Journal` last counted of `held` (under its lock)
+        self.index_marked = False  # the facade told the listing index of this handle's appends
         self.reader: tuple[int, int, int] = (1, 0, 1)  # segment first seq, offset, next seq
         self.read_hint: tuple[int, int, int] = (0, 0, 0)  # next seq, segment, offset of the last read
         self.manifest = manifest_mod.Manifest()  # the last compaction: where the live log starts
