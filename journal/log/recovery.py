@@ -142,7 +142,21 @@ def repair_segments(fs: FileSystem, path: str, options: Options) -> Report:
             continue
         next_first = segments[index + 1] if index + 1 < len(segments) else None
         _repair_one(fs, path, seg_path, first, next_first, options, report)
+    if report.problems:
+        _sync_segments(fs, path)
     return report
+
+
+def _sync_segments(fs: FileSystem, path: str) -> None:
+    """Make every segment durable: what repair leaves must be what a power loss leaves, and
+    a segment it kept as it was may still hold bytes written in "none" mode, never fsynced."""
+    for first in _segments(fs, path):
+        fd = fs.open(_segment_path(path, first), create=False, mode=0)
+        try:
+            fs.sync(fd)
+        finally:
+            fs.close(fd)
+    fs.sync_dir(os.path.join(path, naming.LOG_DIR))
 
 
 def _fill_missing_start(
