@@ -20,6 +20,7 @@ import os
 import secrets
 import sys
 import time
+import traceback
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     print("detail:             " + ", ".join(f"{k}={v}" for k, v in details))
     if failure is not None:
         print(f"FAILED: {type(failure).__name__}: {failure}", file=sys.stderr)
+        for number, error in enumerate(getattr(failure, "exceptions", [failure]), start=1):
+            print(f"--- failure {number}: {type(error).__name__}: {error}", file=sys.stderr)
+            print("".join(traceback.format_tb(error.__traceback__)[-4:]), file=sys.stderr)
+            steps = [n for n in getattr(error, "__notes__", []) if "no_lock_held" not in n]
+            print("\n".join(steps), file=sys.stderr)  # the run's steps, to replay it by hand
         return 1
     return 0
 
