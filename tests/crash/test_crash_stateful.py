@@ -649,21 +649,28 @@ class JournalCrashMachine(RuleBasedStateMachine):
         original = self.disk.read_bytes(path)
         damaged = bytearray(original)
         damaged[offset] ^= mask
-        self.disk.write_bytes(path, bytes(damaged))
-        self.disk.crash_process()
-        journal = self.open_journal()
-        try:
-            self.read_all(journal)
-            check(False, f"a flipped byte at {path}:{offset} was read without CorruptionError")
-        except CorruptionError:
-            pass
-        report = journal.verify(SESSION)
-        check(not report.ok, f"verify did not report a flipped byte at {path}:{offset}")
-        check(any(p.kind == "corruption" for p in report.problems), f"not corruption: {report.problems}")
+        self.detected(path, bytes(damaged), f"a flipped byte at {path}:{offset}").close()
         STATS["damage detected"] += 1
         self.disk.write_bytes(path, original)
         self.disk.crash_process()
         self.recover("process")
+
+    def detected(self, path: str, damaged: bytes, what: str) -> Journal:
+        """Put `damaged` in place of `path`'s bytes and check a fresh `Journal` reports it: a
+        read raises `CorruptionError` and `verify` lists a corruption. Returns that journal."""
+        self.disk.write_bytes(path, damaged)
+        self.disk.crash_process()
+        journal = self.open_journal()
+        try:
+            self.read_all(journal)
+            check(False, f"{what} was read without CorruptionError")
+        except CorruptionError:
+            pass
+        report = journal.verify(SESSION)
+        check(
+            any(p.kind == "corruption" for p in report.problems), f"verify missed {what}: {report.problems}"
+        )
+        return journal
 
     def damage_targets(self) -> list[tuple[str, int]]:
         """(segment path, bytes that may be damaged): closed segments whole, and the active
@@ -699,19 +706,7 @@ class JournalCrashMachine(RuleBasedStateMachine):
         path, end = data.draw(st.sampled_from(targets))
         before = {r.seq: (r.kind, r.data) for r in self.read_all(self.j)}
         original = self.disk.read_bytes(path)
-        damaged = damage_lines(original, end, kind, data)
-        self.disk.write_bytes(path, damaged)
-        self.disk.crash_process()
-        journal = self.open_journal()
-        try:
-            self.read_all(journal)
-            check(False, f"{kind} in {path} was read without CorruptionError")
-        except CorruptionError:
-            pass
-        report = journal.verify(SESSION)
-        check(
-            any(p.kind == "corruption" for p in report.problems), f"verify missed {kind}: {report.problems}"
-        )
+        journal = self.detected(path, damage_lines(original, end, kind, data), f"{kind} in {path}")
         STATS[f"damage detected {kind}"] += 1
         if then == "restore":
             journal.close()

@@ -148,17 +148,9 @@ def test_a_lone_appender_after_a_crowded_round_is_not_kept_waiting_for_the_crowd
     assert sorted(contents[1:-1]) == sorted(f"crowd {t}" for t in range(THREADS))
 
 
-@pytest.mark.filterwarnings("ignore::journal.RecoveryWarning")  # torn tails are expected here
-@pytest.mark.parametrize("seed", range(40))
-def test_a_power_cut_during_threaded_group_commit_keeps_every_acknowledged_append(seed: int) -> None:
-    """8 threads append in `batch` mode on a simulated disk until the power goes off at a
-    random file system call; after the crash, each thread's messages are a gapless prefix of
-    what it sent that holds every append acknowledged to it (at most the one in flight more)."""
-    rng = random.Random(seed)
-    disk = SimDisk()
-    journal = Journal("/store", durability="batch", segment_bytes=rng.choice([600, 1 << 20]), fs=disk)
-    journal.append("s", {"role": "user", "content": "create"})
-    disk.cut_power_after(rng.randrange(3, 300))
+def append_until_cut(journal: Journal) -> list[int]:
+    """`THREADS` threads each append up to 40 messages `"<thread>:<i>"` until the power goes
+    off; how many each had acknowledged."""
     acked = [0] * THREADS
 
     def writer(t: int) -> None:
@@ -174,6 +166,21 @@ def test_a_power_cut_during_threaded_group_commit_keeps_every_acknowledged_appen
         worker.start()
     for worker in workers:
         worker.join()
+    return acked
+
+
+@pytest.mark.filterwarnings("ignore::journal.RecoveryWarning")  # torn tails are expected here
+@pytest.mark.parametrize("seed", range(40))
+def test_a_power_cut_during_threaded_group_commit_keeps_every_acknowledged_append(seed: int) -> None:
+    """8 threads append in `batch` mode on a simulated disk until the power goes off at a
+    random file system call; after the crash, each thread's messages are a gapless prefix of
+    what it sent that holds every append acknowledged to it (at most the one in flight more)."""
+    rng = random.Random(seed)
+    disk = SimDisk()
+    journal = Journal("/store", durability="batch", segment_bytes=rng.choice([600, 1 << 20]), fs=disk)
+    journal.append("s", {"role": "user", "content": "create"})
+    disk.cut_power_after(rng.randrange(3, 300))
+    acked = append_until_cut(journal)
     disk.crash(rng)
     with Journal("/store", fs=disk) as after:
         texts = [r.data["content"] for r in after.read("s") if r.kind == "message"]  # recovers
@@ -364,21 +371,7 @@ def test_a_power_cut_inside_a_crowded_group_commit_round_loses_no_acknowledged_a
             crowd.set()
 
     disk.sync_hook = cut_inside_a_crowded_round
-    acked = [0] * THREADS
-
-    def writer(t: int) -> None:
-        for i in range(40):
-            try:
-                journal.append("s", {"role": "user", "content": f"{t}:{i}"})
-            except (PowerCut, DurabilityError):
-                return
-            acked[t] = i + 1
-
-    workers = [threading.Thread(target=writer, args=(t,)) for t in range(THREADS)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    acked = append_until_cut(journal)
     assert cut_in_round, "no round served more than one appender: the cut proves nothing"
     disk.crash_losing_unsynced()
     with Journal("/store", fs=disk) as after:
