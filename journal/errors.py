@@ -32,6 +32,15 @@ class RecordTooLargeError(InvalidRecordError):
     """The encoded payload is over the journal's `max_record_bytes`."""
 
 
+class InvalidQueryError(JournalError, ValueError):
+    """A search that cannot run: a regular expression that does not compile, a `since` /
+    `until` that is not a time. Raised before anything is read; `reason` says what is wrong."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class StoreRootError(JournalError):
     """The store root cannot be used: it is a file, or it is not writable."""
 
@@ -126,6 +135,39 @@ class DeleteError(DurabilityError):
     deleted is finished off by the next open of it, and files already moved aside by the next
     open of the store, so no half-deleted session is ever used.
     """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class UnknownSessionError(JournalError):
+    """A session named by the caller (to export, to show) does not exist in the store."""
+
+    def __init__(self, path: str, session_id: str) -> None:
+        super().__init__(f"{path}: no session {session_id!r}")
+        self.path = path
+        self.session_id = session_id
+        self.reason = f"no session {session_id!r}"
+
+
+class ExportError(JournalError):
+    """`export_archive` wrote no file: the target exists (journal never writes over a file it
+    did not create), is a link, is inside the store, its directory is missing, or a write or
+    fsync failed. No file is left at the target (a crash may leave a
+    `<target>.tmp-<pid>-<hex>` beside it)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class InvalidArchiveError(JournalError):
+    """A file given to `import_archive` that is not an export journal can read: not JSON
+    (or not zstd-compressed JSON), not the archive or the portable shape, a value of the wrong
+    type, a broken compressed stream. Nothing was written to the store."""
 
     def __init__(self, path: str, reason: str) -> None:
         super().__init__(f"{path}: {reason}")

@@ -24,26 +24,26 @@ from .errors import (
     CorruptionError,
     DurabilityError,
     ForeignStoreError,
-    InvalidRecordError,
     JournalError,
     ReadOnlyError,
     RecoveryWarning,
     StoreRootError,
 )
-from .log import forksafe, maintenance, manifest, naming
+from .log import entry, forksafe, maintenance, manifest, naming
 from .log import index as listing_index
 from .log.fs import FileSystem, OsFileSystem, make_dirs
 from .log.pool import SessionPool
 from .log.readonly import ReadOnlyFileSystem
-from .log.record import CLEAR, MESSAGE, META, Record, encode_payload
+from .log.record import CLEAR, MESSAGE, META, Item, Record
 from .log.recovery import Report
 from .log.session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
 from .log.state import SessionState
+from .ops.facade import Operations
 
 T = TypeVar("T")
 
 
-class Journal:
+class Journal(Operations):
     """A store of per-session append-only logs under `root`.
 
     Args:
@@ -158,43 +158,57 @@ class Journal:
             InvalidRecordError: `data` cannot be stored as JSON exactly (the key is named).
             DurabilityError: the write or fsync failed; the message is not acknowledged.
         """
-        payload = self._encode_message(data)
-        return self._append(session_id, [(MESSAGE, payload)], durability)[0]
+        payload = entry.encode_message(data, self.options.max_record_bytes)
+        return self._append(session_id, [(MESSAGE, payload, None)], durability)[0]
 
     def append_many(
         self, session_id: str, items: Iterable[dict[str, Any]], *, durability: str | None = None
     ) -> list[int]:
         """Append several messages as one batch: after a crash all of them are there or none."""
-        payloads = [(MESSAGE, self._encode_message(item)) for item in items]
+        limit = self.options.max_record_bytes
+        payloads: list[Item] = [(MESSAGE, entry.encode_message(item, limit), None) for item in items]
         return self._append(session_id, payloads, durability)
+
+    def append_batch(
+        self,
+        session_id: str,
+        entries: Iterable[tuple[str, dict[str, Any], float | None]],
+        *,
+        durability: str | None = None,
+    ) -> list[int]:
+        """Append `(kind, data, ts)` entries as one all-or-nothing batch; kind is "message",
+        "meta" (metadata fields to merge), "clear" (data ignored) or "pop" (data `{"of": seq}`:
+        the last message goes if it is record `seq`; FORMAT.md "Pop records"). A ts of None is
+        the time of the write; a number keeps a given time (to the microsecond): an imported
+        message keeps its timestamp. Times need not increase.
+
+        Raises:
+            InvalidRecordError: an unknown kind, a bad ts, or data not storable as JSON.
+        """
+        limit = self.options.max_record_bytes
+        items = [entry.encode_entry(i, item, limit) for i, item in enumerate(entries)]
+        return self._append(session_id, items, durability)
 
     def update_metadata(
         self, session_id: str, fields: dict[str, Any], *, durability: str | None = None
     ) -> int:
         """Merge `fields` into the session's metadata (a value of None removes the key)."""
-        if not isinstance(fields, dict):
-            raise TypeError(f"metadata fields must be a dict, not {type(fields).__name__}")
-        payload = encode_payload(fields, self.options.max_record_bytes)
-        return self._append(session_id, [(META, payload)], durability)[0]
+        payload = entry.encode_fields(fields, self.options.max_record_bytes)
+        return self._append(session_id, [(META, payload, None)], durability)[0]
 
     def clear(self, session_id: str, *, durability: str | None = None) -> int:
         """Log a "clear" event: the session's message history is empty from here on."""
-        return self._append(session_id, [(CLEAR, b"{}")], durability)[0]
+        return self._append(session_id, [(CLEAR, b"{}", None)], durability)[0]
 
     def replace_messages(
         self, session_id: str, items: Iterable[dict[str, Any]], *, durability: str | None = None
     ) -> list[int]:
         """Clear the history and append `items`, all in one all-or-nothing batch."""
-        payloads = [(CLEAR, b"{}")] + [(MESSAGE, self._encode_message(item)) for item in items]
-        return self._append(session_id, payloads, durability)
+        return self.append_batch(
+            session_id, [(CLEAR, {}, None)] + [(MESSAGE, m, None) for m in items], durability=durability
+        )
 
-    def _encode_message(self, data: dict[str, Any]) -> bytes:
-        if not isinstance(data, dict):
-            raise TypeError(f"a message must be a dict, not {type(data).__name__}")
-        _check_message_fields(data)
-        return encode_payload(data, self.options.max_record_bytes)
-
-    def _append(self, session_id: str, items: list[tuple[str, bytes]], durability: str | None) -> list[int]:
+    def _append(self, session_id: str, items: list[Item], durability: str | None) -> list[int]:
         mode = self.options.durability if durability is None else durability
         if mode not in DURABILITY_MODES:
             _check_durability(mode)
@@ -461,14 +475,3 @@ def _require(log: SessionLog | None) -> SessionLog:
 def _check_durability(mode: str) -> None:
     if mode not in DURABILITY_MODES:
         raise ValueError(f"durability must be one of {DURABILITY_MODES}, not {mode!r}")
-
-
-def _check_message_fields(data: dict[str, Any]) -> None:
-    if "role" in data and not isinstance(data["role"], str):
-        raise InvalidRecordError(f"role must be a str, not {type(data['role']).__name__}", "data['role']")
-    content = data.get("content")
-    if content is not None and not isinstance(content, (str, list)):
-        raise InvalidRecordError(
-            f"content must be a str (or a list of content parts), not {type(content).__name__}",
-            "data['content']",
-        )

@@ -34,3 +34,11 @@ def test_import_journal_imports_no_optional_package() -> None:
 
 def test_the_integrations_package_imports_no_framework() -> None:
     assert imported_after("import journal.integrations, journal.integrations.praisonai") == []
+
+
+def test_the_openai_agents_adapter_imports_the_sdk_only_when_a_session_is_made() -> None:
+    assert imported_after("import journal.integrations.openai_agents") == []
+
+
+def test_the_langchain_adapter_imports_langchain_core_and_nothing_else() -> None:
+    assert imported_after("import journal.integrations.langchain") == ["langchain_core"]

@@ -23,6 +23,7 @@ LAYERS = {
     "journal.compaction": 2,
     "journal.adoption": 3,
     "journal.replication": 3,
+    "journal.ops": 3,
     "journal.native": 4,
     "journal.store": 5,
     "journal.integrations": 6,  # a framework's wiring installs the store: above store/

@@ -4,11 +4,12 @@ Strategy: one streaming pass. The previous snapshot's message lines are copied v
 parsed); then each closed segment is read in chunks that feed its zstd archive and, split into
 lines, a fold that mirrors `SessionState.apply` but sends each message straight to the new
 `messages.json` (truncated back to its head at a "clear"; the last message is held back so an
-"edit" record can still change it). Memory stays bounded by the chunk
-and flush sizes however long the history is. (A previous snapshot that is not one message per
-line, or does not read, is re-encoded from the history it reads as or the archives rebuild:
-that rare path holds the history in memory.) Every file is fsynced before step 3 may commit
-it; nothing of the live session is touched, so a failure here only leaves orphan temps.
+"edit" record can still change it; a "pop" or an edit that drops it takes the line before it
+back). Memory stays bounded by the chunk and flush sizes however long the history is. (A
+previous snapshot that is not one message per line, or does not read, is re-encoded from the
+history it reads as or the archives rebuild: that rare path holds the history in memory.)
+Every file is fsynced before step 3 may commit it; nothing of the live session is touched, so
+a failure here only leaves orphan temps.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from ..log.archive import ArchiveWriter, file_chunks, load_snapshot
 from ..log.edit import applies, apply_edit
 from ..log.fs import FileSystem, read_file, temp_name, unlink_quietly
 from ..log.manifest import Manifest
-from ..log.record import CLEAR, EDIT, LOST, MESSAGE, META, SEAL, BadLine, Header, Record, decode_header
+from ..log.pop import pop_applies
+from ..log.record import CLEAR, EDIT, LOST, MESSAGE, META, POP, SEAL, BadLine, Header, Record, decode_header
 from ..log.session import SessionLog, quarantine
 from ..log.state import merge_metadata
 from . import merging
@@ -62,7 +64,9 @@ class _MessagesFile:
     """messages.json under construction: one line per message, restarted at a "clear".
 
     The last message is held back (`last`) until the next one comes, so an edit record can
-    still change it (`log.edit`): as its line, or as a record once an edit has parsed it."""
+    still change it (`log.edit`): as its line, or as a record once an edit has parsed it. When
+    a pop (`log.pop`) or a dropping edit removes it, the line written before it is taken back
+    from the file and held back in its place."""
 
     def __init__(self, fs: FileSystem, path: str, mode: int) -> None:
         self.fs, self.fd = fs, fs.open(path, create=True, mode=mode)
@@ -76,6 +80,8 @@ class _MessagesFile:
 
     def edit(self, header: Header, edit: Any) -> None:
         """Fold one edit record into the held-back last message, if it applies to it."""
+        if self.last is None and self.written:  # a drop or a pop made the line before it last
+            self._take_back()
         if self.last is None:
             return
         last = self.last if isinstance(self.last, Record) else snapshot.decode_message(self.last)
@@ -85,6 +91,33 @@ class _MessagesFile:
         self.last = edited
         if edited is None:
             self.count -= 1
+
+    def pop(self, pop: Any) -> None:
+        """Fold one pop record (`log.pop`): the last message goes if it is the one it names,
+        and the message before it, already written, is held back again in its place."""
+        if self.last is None and self.written:
+            self._take_back()
+        if self.last is None:
+            return
+        last = self.last if isinstance(self.last, Record) else snapshot.decode_message(self.last)
+        if pop_applies(pop, last):
+            self.last = None
+            self.count -= 1
+
+    def _take_back(self) -> None:
+        """Un-write the last written line and hold it back again. Lines hold no raw newline
+        (compact JSON), so it starts after the last newline, that of its separator (a comma
+        before it but for the first line); flushed bytes are read back from the file until
+        the buffer holds that separator (at most a line and a flush)."""
+        while self.flushed and b"\n" not in self.buffer[1:]:
+            take = min(self.flushed, _FLUSH_BYTES)
+            self.buffer[:0] = self.fs.pread(self.fd, take, self.flushed - take)
+            self.flushed -= take
+            self.fs.truncate(self.fd, self.flushed)
+        start = self.buffer.rindex(b"\n")
+        self.last = bytes(self.buffer[start + len(snapshot.separator(0)) :])
+        self.written -= 1
+        del self.buffer[start - (1 if self.written else 0) :]  # and its separator's comma
 
     def _write_last(self) -> None:
         last, self.last = self.last, None
@@ -146,6 +179,8 @@ class _Fold:
             merge_metadata(self.metadata, orjson.loads(payload))
         elif header.kind == EDIT:
             self.out.edit(header, orjson.loads(payload))
+        elif header.kind == POP:
+            self.out.pop(orjson.loads(payload))
 
 
 def _temp(built: Built, path: str, final: str) -> str:

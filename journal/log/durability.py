@@ -26,6 +26,7 @@ import time
 from ..errors import DurabilityError
 from .fs import FileSystem
 from .naming import LOG_DIR
+from .record import Item
 
 GATHER_FRACTION = 0.5  # of the last fsync: the longest a leader waits for its round to fill
 GATHER_CAP = 0.001  # seconds: and never longer than this
@@ -36,7 +37,7 @@ class Slot:
 
     __slots__ = ("error", "first", "gate", "items", "lead")
 
-    def __init__(self, items: list[tuple[str, bytes]]) -> None:
+    def __init__(self, items: list[Item]) -> None:
         self.items = items
         self.first = 0  # the seq of its first record, once written
         self.error: BaseException | None = None
@@ -98,7 +99,7 @@ class Durability:
             self._sync(self.seg_fd)
             self.synced = max(self.synced, target)
 
-    def group_commit(self, items: list[tuple[str, bytes]]) -> int:
+    def group_commit(self, items: list[Item]) -> int:
         """`batch`: queue `items`, return their first seq once an fsync covers them."""
         slot = Slot(items)
         try:

@@ -18,7 +18,7 @@ from .archive import verify_session_archives
 from .fs import FileSystem
 from .recovery import Report, find_problems, identity_problems, repair_segments
 from .scan import Problem
-from .session import DELETED_MARK, Options, SessionLog
+from .session import Options, SessionLog, marked_deleted
 
 TRASH_PREFIX = removal.TRASH_PREFIX
 finish_deletes = removal.finish_deletes
@@ -46,8 +46,7 @@ def lock_session(
         raise Gone() from None
     try:
         fs.lock(fd, options.lock_timeout)
-        size = fs.size(fd)
-        if size and fs.pread(fd, 1, size - 1) == DELETED_MARK:
+        if marked_deleted(fs, fd):
             trash = removal.finish_interrupted_delete(fs, path, fd) if finish_delete else None
             fs.unlock(fd)
             fs.close(fd)

@@ -214,8 +214,12 @@ def orphans(fs: FileSystem, session_path: str, manifest: Manifest) -> list[str]:
 
 
 def remove_orphans(fs: FileSystem, session_path: str, manifest: Manifest) -> list[str]:
-    """Delete `orphans` (caller holds the session lock and the compaction lock)."""
+    """Delete `orphans` (caller holds the session lock and the compaction lock). The manifest
+    they are orphans of is made durable first: if its rename were still pending, a power loss
+    could bring back the manifest before it, which lists an archive deleted here."""
     found = orphans(fs, session_path, manifest)
+    if found:
+        fs.sync_dir(session_path)
     for rel in found:
         unlink_quietly(fs, os.path.join(session_path, rel))
     return found
@@ -252,7 +256,9 @@ def check_folded(
     """Refuse a manifest that names as folded a log segment it did not fold (edited by hand,
     or damaged) before anything is unlinked: each folded segment still in `log/` must end at
     or before the snapshot (a later segment starts by snapshot_seq + 1), and its bytes must
-    be, verbatim, in the archive that holds its records. Raise `CorruptionError`."""
+    be, verbatim, in the archive that holds its records. Raise `CorruptionError`. (No later
+    segment is fine: the segment a compaction rolled to may be empty and its name not yet
+    durable when the power fails.)"""
     log_dir = os.path.join(session_path, naming.LOG_DIR)
     present = sorted(s for s in map(naming.segment_first_seq, fs.listdir(log_dir)) if s is not None)
     for name in manifest.folded:
@@ -261,7 +267,7 @@ def check_folded(
         if first is None or fs.stat(path) is None:
             continue  # unlinked by an earlier finish
         later = [s for s in present if s > first]
-        if not later or later[0] > manifest.snapshot_seq + 1:
+        if later and later[0] > manifest.snapshot_seq + 1:
             reason = (
                 f"compaction.json names as folded a segment with records after seq {manifest.snapshot_seq}"
             )

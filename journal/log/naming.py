@@ -25,6 +25,11 @@ _RESERVED = frozenset(
 
 IDENTITY_FILE = "identity.json"
 LOCK_FILE = "lock"
+# The last bytes of a deleted session's lock file. Several bytes, not one: every other write to
+# the lock file is one "." byte, and a write torn by a power loss may leave one byte of garbage,
+# which must never read as a delete (a one-byte mark once did: the next open deleted a live
+# session).
+DELETED_MARK = b"<deleted>"
 LOG_DIR = "log"
 QUARANTINE_DIR = "quarantine"
 SEGMENT_SUFFIX = ".jsonl"

@@ -32,14 +32,18 @@ CLEAR = "clear"
 SEAL = "seal"
 LOST = "lost"
 EDIT = "edit"  # record version 2 (FORMAT.md, "Edit records")
-KINDS = frozenset({MESSAGE, META, CLEAR, SEAL, LOST, EDIT})
+POP = "pop"  # record version 3 (FORMAT.md, "Pop records")
+KINDS = frozenset({MESSAGE, META, CLEAR, SEAL, LOST, EDIT, POP})
 # Record versions this reader knows. A record is written with the lowest version that has its
 # kind, so a log without edit records still reads with a version-1 reader, and a version-1
-# reader refuses an edit record (UnsupportedFormatError) instead of misreading the history.
-RECORD_VERSIONS = frozenset({1, 2})
-_KIND_VERSION = {EDIT: 2}
+# reader refuses an edit record (UnsupportedFormatError) instead of misreading the history
+# (likewise a version-2 reader and a pop record).
+RECORD_VERSIONS = frozenset({1, 2, 3})
+_KIND_VERSION = {EDIT: 2, POP: 3}
 
 _PREFIX = b'{"xxh3":"'
+# One record to write: its kind, its encoded payload, and its ts (None: the time of the write).
+Item = tuple[str, bytes, "float | None"]
 MIN_TS, MAX_TS = -62135596800.0, 253402300799.0  # 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z
 _BODY_START = len(_PREFIX) + 16 + 2  # prefix, 16 hex digits, then '",'
 _VERSION = re.compile(rb'"v":(0|[1-9]\d{0,8}),')
@@ -110,6 +114,19 @@ def encode(seq: int, ts: float, kind: str, payload: bytes, more: int = 0) -> byt
         payload,
     )
     return _PREFIX + xxhash.xxh3_64_hexdigest(body).encode() + b'",' + body + b"\n"
+
+
+def encode_batch(first: int, ts: float, items: list[Item]) -> bytes:
+    """The lines of one all-or-nothing batch: `more` counts the records still to come; an
+    item's own ts, if it has one, is kept instead of `ts`."""
+    if len(items) == 1:
+        kind, payload, stamp = items[0]
+        return encode(first, ts if stamp is None else stamp, kind, payload)
+    last = len(items) - 1
+    return b"".join(
+        encode(first + i, ts if stamp is None else stamp, kind, payload, more=last - i)
+        for i, (kind, payload, stamp) in enumerate(items)
+    )
 
 
 def decode_header(line: bytes) -> Header:

@@ -36,12 +36,11 @@ from . import naming, reader, readonly, removal
 from .adopted import ADOPTED_IDENTITY_FORMAT, adopted_from, finish_moves
 from .durability import Durability, Slot
 from .fs import FileSystem, read_file, write_atomic
-from .record import FORMAT_VERSION, SEAL, Record, encode
+from .record import FORMAT_VERSION, SEAL, Item, Record, encode, encode_batch
 from .scan import Problem, scan
 from .state import SessionState
 
 DURABILITY_MODES = ("always", "batch", "none")
-DELETED_MARK = b"X"  # the last byte of a deleted session's lock file
 IDENTITY_FORMATS = (1, ADOPTED_IDENTITY_FORMAT)  # 2: adopted from another store (log/adopted.py)
 _OPEN_ATTEMPTS = 100  # each failed attempt means another process deleted the session meanwhile
 
@@ -346,16 +345,15 @@ class SessionLog(Durability):
     def bump_generation(self, deleted: bool = False) -> None:
         """Tell every other handle on this session that its view is stale; a delete leaves
         `DELETED_MARK` last so a process that waited on this lock file knows to start over."""
-        self.fs.append(self.lock_fd, DELETED_MARK if deleted else b".")
+        self.fs.append(self.lock_fd, naming.DELETED_MARK if deleted else b".")
         self.generation = self.fs.size(self.lock_fd)
 
     def _deleted(self) -> bool:
-        size = self.fs.size(self.lock_fd)
-        return size > 0 and self.fs.pread(self.lock_fd, 1, size - 1) == DELETED_MARK
+        return marked_deleted(self.fs, self.lock_fd)
 
     # -- writing -----------------------------------------------------------------------------
 
-    def append(self, items: list[tuple[str, bytes]], durability: str) -> int:
+    def append(self, items: list[Item], durability: str) -> int:
         """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq
         once it is durable per `durability`."""
         if durability == "batch":
@@ -369,7 +367,7 @@ class SessionLog(Durability):
         for slot, first in zip(slots, self._write_batches([slot.items for slot in slots]), strict=True):
             slot.first = first
 
-    def _write_batches(self, batches: list[list[tuple[str, bytes]]]) -> list[int]:
+    def _write_batches(self, batches: list[list[Item]]) -> list[int]:
         """Write each batch all-or-nothing, all of them in one write under the file lock
         (`cond` held); return the first seq of each."""
         self.lock()
@@ -387,7 +385,7 @@ class SessionLog(Durability):
             firsts, parts = [], []
             for items in batches:
                 firsts.append(seq)
-                parts.append(_encode_batch(seq, ts, items))
+                parts.append(encode_batch(seq, ts, items))
                 seq += len(items)
             self._write(parts[0] if len(parts) == 1 else b"".join(parts))
             self.next_seq = seq
@@ -489,11 +487,7 @@ class SessionLog(Durability):
         self.seg_fd = self.lock_fd = -1
 
 
-def _encode_batch(first: int, ts: float, items: list[tuple[str, bytes]]) -> bytes:
-    """The lines of one all-or-nothing batch: `more` counts the records still to come."""
-    if len(items) == 1:
-        return encode(first, ts, items[0][0], items[0][1])
-    last = len(items) - 1
-    return b"".join(
-        encode(first + i, ts, kind, payload, more=last - i) for i, (kind, payload) in enumerate(items)
-    )
+def marked_deleted(fs: FileSystem, lock_fd: int) -> bool:
+    """Does the lock file end in `naming.DELETED_MARK` (a delete marked it)?"""
+    size, mark = fs.size(lock_fd), naming.DELETED_MARK
+    return size >= len(mark) and fs.pread(lock_fd, len(mark), size - len(mark)) == mark

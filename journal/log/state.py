@@ -3,7 +3,8 @@
 Strategy: the log is the truth; a session's state is `fold(records)`. A "clear" record empties
 the message list, a "meta" record merges its fields into the metadata (a field set to None is
 removed), an "edit" record changes the last message if it is the partial one it names
-(`log.edit`), "seal" and "lost" records carry no user data. The same fold serves reads, the
+(`log.edit`), a "pop" record removes the last message if it is the one it names (`log.pop`),
+"seal" and "lost" records carry no user data. The same fold serves reads, the
 `DefaultSessionStore` facade and the compactor's snapshot.
 """
 
@@ -16,7 +17,8 @@ from typing import Any
 from .chat import llm_message
 from .edit import applies, apply_edit
 from .gcpause import gc_paused
-from .record import CLEAR, EDIT, LOST, MESSAGE, META, SEAL, Record
+from .pop import pop_applies
+from .record import CLEAR, EDIT, LOST, MESSAGE, META, POP, SEAL, Record
 from .snapshot import Lines
 
 
@@ -58,14 +60,27 @@ class SessionState:
             merge_metadata(self.metadata, record.data)
         elif record.kind == EDIT:
             self._edit(record)
+        elif record.kind == POP:
+            self._pop(record)
 
-    def _edit(self, record: Record) -> None:
-        """Fold an edit record into the last message (`log.edit`), if it applies to it."""
-        if self.lines is not None and not self.messages:  # the last message is a snapshot line
+    def _last_message(self) -> Record | None:
+        """The last message, made a record first if it is still a snapshot line."""
+        if self.lines is not None and not self.messages:
             with gc_paused():
                 self.messages = self.lines.records()
             self.lines = None
-        last = self.messages[-1] if self.messages else None
+        return self.messages[-1] if self.messages else None
+
+    def _pop(self, record: Record) -> None:
+        """Fold a pop record (`log.pop`): the last message goes, if it is the one it names."""
+        if pop_applies(record.data, self._last_message()):
+            self.messages.pop()
+            if self.chat is not None:
+                self.chat.pop()
+
+    def _edit(self, record: Record) -> None:
+        """Fold an edit record into the last message (`log.edit`), if it applies to it."""
+        last = self._last_message()
         if last is None or not applies(record.data, last):
             return
         edited = apply_edit(record.data, last, record.ts)

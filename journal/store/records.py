@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..log.record import encode_payload
+from ..log.record import Item, encode_payload
 from ..native import Journal
 
 
@@ -20,5 +20,5 @@ def append_records(journal: Journal, session_id: str, items: list[tuple[str, Any
         InvalidRecordError: a data that is not JSON exactly (nothing is written).
     """
     limit = journal.options.max_record_bytes
-    payloads = [(kind, encode_payload(data, limit)) for kind, data in items]
+    payloads: list[Item] = [(kind, encode_payload(data, limit), None) for kind, data in items]
     return journal._append(session_id, payloads, None)

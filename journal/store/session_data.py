@@ -15,13 +15,17 @@ from typing import Any
 from ..log.record import Record
 from ..log.state import SessionState
 
+# Session metadata keys that are attributes of `SessionData`, not user metadata (the session
+# level fields of PraisonAI's file, kept in the log as "meta" records like any metadata), and
+# the metadata keys `to_dict` also writes at the top level: named where the export maps them
+# (re-exported: portable.py, praisonai_api.py and session_store.py import them from here).
+from ..ops.conversation import CHECKPOINT_KEY as CHECKPOINT_KEY
+from ..ops.conversation import GATEWAY_KEY as GATEWAY_KEY
+from ..ops.conversation import MIRRORED_KEYS as MIRRORED_KEYS
+from ..ops.conversation import RESERVED_KEYS as RESERVED_KEYS
+from ..ops.conversation import RUNTIME_KEY as RUNTIME_KEY
+
 TOOL_ROLE = "tool"
-# Session metadata keys that are attributes of `SessionData`, not user metadata: the session
-# level fields of PraisonAI's file, kept in the log as "meta" records like any metadata.
-GATEWAY_KEY, RUNTIME_KEY, CHECKPOINT_KEY = "gateway_session_id", "runtime_state", "last_compaction"
-RESERVED_KEYS = ("agent_name", "user_id", "agent_id", GATEWAY_KEY, RUNTIME_KEY, CHECKPOINT_KEY)
-# Metadata keys PraisonAI's `SessionData.to_dict` also writes at the top level when present.
-MIRRORED_KEYS = ("model", "llm", "total_tokens", "token_count", "cost", "source", "reasoning_effort")
 
 
 def iso_time(epoch: float | None = None) -> str:

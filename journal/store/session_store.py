@@ -31,7 +31,7 @@ import contextlib
 import os
 import weakref
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..compaction.protocol import CompactionReport, CompactionResult
 from ..compaction.views import with_view_lag
@@ -54,6 +54,10 @@ from .session_data import (
     window_start,
 )
 from .streaming import StreamingMixin
+
+if TYPE_CHECKING:
+    from ..ops.protocol import Progress
+    from ..ops.transfer import ExportReport, TransferReport
 
 __all__ = [
     "CompactionCheckpoint",
@@ -317,6 +321,24 @@ class DefaultSessionStore(StreamingMixin, PraisonApiMixin, RecallMixin, Portable
         if session_id is None:
             return self._journal.compact_all()
         return self._journal.compact(session_id)
+
+    def export_archive(
+        self,
+        path: str | os.PathLike[str],
+        sessions: Iterable[str] | None = None,
+        *,
+        format: str = "archive",
+        progress: Progress | None = None,
+    ) -> ExportReport:
+        """The docs' `export_conversations_to_archive`, streamed: `Journal.export_archive`."""
+        return self._journal.export_archive(path, sessions, format=format, progress=progress)
+
+    def import_archive(
+        self, path: str | os.PathLike[str], *, on_conflict: str = "skip", progress: Progress | None = None
+    ) -> TransferReport:
+        """The docs' `import_conversations_from_archive`, exact and idempotent:
+        `Journal.import_archive`."""
+        return self._journal.import_archive(path, on_conflict=on_conflict, progress=progress)
 
     def close(self) -> None:
         """Bring the documented JSON files of the sessions this store wrote up to date (not

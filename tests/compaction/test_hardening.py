@@ -96,6 +96,33 @@ def test_a_manifest_naming_a_segment_the_archives_do_not_hold_is_refused(tmp_pat
     assert forged.exists()
 
 
+def test_a_committed_compaction_whose_rolled_to_segment_was_lost_finishes(tmp_path: Path) -> None:
+    """Found by a compaction soak: a power loss after a compaction committed, before it
+    finished, kept the folded segment but not the (empty, new) segment the seal rolled to.
+    The manifest is right: the next open must finish it, not call it corruption."""
+    with Journal(tmp_path, durability="always") as j:
+        for i in range(3):
+            j.append(SID, {"role": "user", "content": f"m{i}"})
+        session = Path(j.session_path(SID))
+        (folded,) = os.listdir(session / "log")
+        kept = (session / "log" / folded).read_bytes()
+        j.compact(SID)  # seals the segment: the seal is archived too
+    (rolled,) = os.listdir(session / "log")
+    assert (session / "log" / rolled).stat().st_size == 0
+    (archive,) = (session / "archive").iterdir()
+    sealed = zstandard.ZstdDecompressor().decompress(archive.read_bytes())
+    assert sealed.startswith(kept)
+    (session / "log" / rolled).unlink()  # its directory entry never reached the disk
+    (session / "log" / folded).write_bytes(sealed)  # the unlink of the folded one neither
+    body = orjson.loads((session / "compaction.json").read_bytes())
+    body["folded"] = [folded]
+    (session / "compaction.json").write_bytes(orjson.dumps(body))
+    with Journal(tmp_path) as j:
+        assert _contents(j) == ["m0", "m1", "m2"]
+        assert j.verify(SID).ok
+    assert not (session / "log" / folded).exists()
+
+
 # -- 7: raw exceptions -------------------------------------------------------------------------
 
 

@@ -22,8 +22,10 @@ retention pruned through (`prune_points`), the pruned records standing in for th
 from __future__ import annotations
 
 import errno
+import gc
 import itertools
 import random
+import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -105,11 +107,36 @@ def message(n: int, size: int) -> dict[str, Any]:
     return {"role": "user" if n % 2 else "assistant", "content": f"m{n}:" + "x" * size}
 
 
+class Replayable:
+    """What makes a run replay exactly from its seed (soaks once found failures that the same
+    seed did not reproduce): a wall clock that starts at a fixed time and advances 1 ms per
+    call, so record times, and with them file sizes and the compactor's choices, are the same
+    in every replay; and no cyclic garbage collection during the run, so a generator left in
+    a reference cycle is never finalized at a moment that depends on memory use (its `close`
+    of a file is a simulated-disk call, and so counts towards a power cut)."""
+
+    START = 1_790_000_000.0
+
+    def __init__(self) -> None:
+        ticks = itertools.count(1)
+        self.real_time = time.time
+        time.time = lambda: self.START + next(ticks) / 1000
+        self.collecting = gc.isenabled()
+        gc.disable()
+
+    def end(self) -> None:
+        time.time = self.real_time
+        if self.collecting:
+            gc.enable()
+        gc.collect()
+
+
 class JournalCrashMachine(RuleBasedStateMachine):
     """Appends, crashes, faults and reopens on one session of a `Journal` on a `SimDisk`."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.replayable = Replayable()
         self.disk = SimDisk()
         self.log: list[Batch] = []
         self.poisoned = False
@@ -743,8 +770,11 @@ class JournalCrashMachine(RuleBasedStateMachine):
         check(not self.disk.locks, "a session lock is still held between operations")
 
     def teardown(self) -> None:
-        if self.journal is not None:
-            self.journal.close()
+        try:
+            if self.journal is not None:
+                self.journal.close()
+        finally:
+            self.replayable.end()
 
 
 def damage_lines(original: bytes, end: int, kind: str, data: st.DataObject) -> bytes:
@@ -776,13 +806,15 @@ def test_seal_whose_fsync_failed_is_made_durable_before_the_next_segment() -> No
     the next segment durable without syncing it, so a power loss left a closed segment with
     a torn or missing seal: CorruptionError. Fixed in `SessionLog._catch_up`."""
     state = JournalCrashMachine()
-    state.setup(mode="always", segment_bytes=300)
-    for _ in range(8):
-        state.clear()
-    state.fsync_fails(after=0, size=0)
-    state.process_crash()
-    state.power_loss(fault=None, seed=1)
-    state.teardown()
+    try:
+        state.setup(mode="always", segment_bytes=300)
+        for _ in range(8):
+            state.clear()
+        state.fsync_fails(after=0, size=0)
+        state.process_crash()
+        state.power_loss(fault=None, seed=1)
+    finally:
+        state.teardown()  # it also gives back the real clock
 
 
 def test_enospc_while_creating_a_session_raises_durability_error() -> None:
@@ -810,10 +842,12 @@ def test_cut_of_a_failed_write_is_durable_before_the_next_write() -> None:
     the rest of the failed batch after it: garbage, then valid records: CorruptionError."""
     for seed in range(100):
         state = JournalCrashMachine()
-        state.setup(mode="none", segment_bytes=2000)
-        state.append(size=0, mode=None)
-        state.disk.sync_all()
-        state.disk_full(sizes=[50, 0, 0], written=350)
-        state.append(size=0, mode=None)
-        state.power_loss(seed=seed, fault=None)
-        state.teardown()
+        try:
+            state.setup(mode="none", segment_bytes=2000)
+            state.append(size=0, mode=None)
+            state.disk.sync_all()
+            state.disk_full(sizes=[50, 0, 0], written=350)
+            state.append(size=0, mode=None)
+            state.power_loss(seed=seed, fault=None)
+        finally:
+            state.teardown()

@@ -153,3 +153,43 @@ def test_nothing_is_removed_on_the_word_of_a_manifest_whose_directory_fsync_fail
             break
         position += 1
     assert position > 3  # the walk reached the retention's fsyncs
+
+
+def test_an_open_removes_no_orphan_archive_before_the_manifest_it_trusts_is_durable() -> None:
+    """Found by a compaction soak: retention's manifest is renamed into place but the fsync of
+    the directory fails, so the rename may still be undone by a power loss. The next open sees
+    the oldest archive as an orphan of that manifest; if it removed the archive before making
+    the manifest durable, a power loss keeping the unlink but not the rename would bring back
+    the old manifest, which lists the removed archive. Every such power loss must read back."""
+    import copy
+
+    from journal import CompactionPolicy
+
+    policy = CompactionPolicy(keep_archives=1, merge_archive_bytes=0)
+    disk = SimDisk()
+    unbounded = CompactionPolicy(merge_archive_bytes=0)  # one archive per compaction, all kept
+    with Journal("/store", durability="always", segment_bytes=600, fs=disk, compaction=unbounded) as journal:
+        for round_ in range(2):
+            for n in range(6):
+                journal.append(SID, message(f"{round_}.{n}:" + "x" * 40))
+            journal.compact(SID)
+        before = history(journal)
+    failed = 0
+    for position in range(12):
+        faulty = copy.deepcopy(disk)
+        faulty.fail_call("sync_dir", after=position)
+        with contextlib.suppress(JournalError, OSError), Journal("/store", fs=faulty, compaction=policy) as j:
+            j.compact(SID)  # nothing new to fold: retention drops the oldest archive
+        failed += faulty.calls_failed
+        faulty.clear_faults()
+        Journal("/store", fs=faulty).close()  # an open, which removes orphans
+        with Journal("/store", fs=faulty) as reopened:
+            read = history(reopened)
+        assert read == before[len(before) - len(read) :]  # retention may have dropped the oldest
+        for seed in range(24):
+            crashed = copy.deepcopy(faulty)
+            crashed.crash(random.Random(seed))
+            with Journal("/store", fs=crashed) as after:
+                kept = history(after)  # raises CorruptionError if a listed archive is gone
+                assert kept == before[len(before) - len(kept) :], f"position {position}, seed {seed}"
+    assert failed > 0  # some retention met the fault

@@ -23,6 +23,7 @@ from journal import Journal, RecoveryWarning
 from journal.errors import DeleteError
 from journal.log import naming
 from journal.log.fs import OsFileSystem
+from journal.log.naming import DELETED_MARK
 
 SID = "chat"
 REPO = Path(__file__).resolve().parents[2]
@@ -168,7 +169,7 @@ class FailOnce(OsFileSystem):
         super().sync_dir(path)
 
     def append(self, fd: int, data: bytes) -> None:
-        if data == b"X":  # the delete's mark on the lock file
+        if data == DELETED_MARK:  # the delete's mark on the lock file
             self._maybe_fail("append", "mark")
         super().append(fd, data)
 
@@ -318,3 +319,20 @@ def test_orphan_quarantine_temps_of_a_killed_repair_are_removed_and_nothing_else
     names = set(os.listdir(quarantine))
     assert not names & set(orphans)
     assert {n: (quarantine / n).read_bytes() for n in kept} == kept
+
+
+@pytest.mark.parametrize("garbage", [b"X", b"\x00", b">", b"d>"])
+def test_a_torn_generation_byte_never_reads_as_a_delete(tmp_path: Path, garbage: bytes) -> None:
+    """Found by a compaction soak: a power loss tore the one-byte generation bump of a lock
+    file into a garbage byte that happened to be the old one-byte delete mark, and the next
+    open deleted the live session. The mark is several bytes now: no torn bump can forge it."""
+    from journal import Journal
+
+    with Journal(tmp_path, durability="always") as j:
+        j.append("s", {"role": "user", "content": "kept"})
+        lock = Path(j.session_path("s")) / "lock"
+    with lock.open("ab") as f:
+        f.write(garbage)
+    with Journal(tmp_path) as j:
+        assert [r.data["content"] for r in j.read("s")] == ["kept"]
+        assert list(j.sessions()) == ["s"]

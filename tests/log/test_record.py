@@ -162,7 +162,7 @@ def test_a_changed_checksum_digit_is_a_checksum_mismatch() -> None:
         decode(damaged)
 
 
-@pytest.mark.parametrize("version", [0, 3, 99])
+@pytest.mark.parametrize("version", [0, 4, 99])
 def test_unsupported_version_is_a_bad_line_carrying_the_version(version: int) -> None:
     body = b'"v":%d,"seq":1,"ts":1.000000,"kind":"message","data":{}}' % version
     with pytest.raises(BadLine) as caught:
