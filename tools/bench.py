@@ -1,6 +1,7 @@
 """Append benchmarks for journal, each measured side by side with its baseline in one run.
 
-Usage: python tools/bench.py [--quick] [--dir DIR] [--only appends|history|latency|listing] [--reps N]
+Usage: python tools/bench.py [--quick] [--dir DIR] [--reps N]
+                           [--only appends|history|latency|listing|langgraph]
 
 Every figure is a median over interleaved repetitions (journal, baseline, journal, ...) so the
 noise of a shared 2-core machine hits both sides alike; the ratios are what to compare.
@@ -336,7 +337,7 @@ def side_by_side(reps: int, ours: Callable[[], float], base: Callable[[], float]
     return statistics.median(mine), statistics.median(theirs)
 
 
-SECTIONS = ("appends", "history", "latency", "listing")
+SECTIONS = ("appends", "history", "latency", "listing", "langgraph")
 
 
 def main() -> None:
@@ -370,8 +371,22 @@ def main() -> None:
             )
         if "listing" in sections:
             listing(base, reps, 2_000 if args.quick else 10_000)
+        if "langgraph" in sections:
+            langgraph(base, 1 if args.quick else 3)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def langgraph(base: str, reps: int) -> None:
+    """`put` + `get_tuple` of a 50-step thread: JournalSaver beside SqliteSaver (the `langgraph`
+    extra, and langgraph-checkpoint-sqlite, which the `test` extra installs)."""
+    try:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import bench_langgraph
+    except ImportError as exc:
+        print(f"langgraph: not run ({exc}); pip install 'journal[test]'")
+        return
+    bench_langgraph.compare(os.path.join(base, "langgraph"), 50, reps)
 
 
 def appends(base: str, reps: int, quick: bool) -> None:

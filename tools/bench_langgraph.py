@@ -118,22 +118,26 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary directory)")
     args = parser.parse_args()
-    channels = conversation(args.steps)
     base = tempfile.mkdtemp(prefix="bench-langgraph-", dir=args.dir)
     try:
-        print(f"{args.steps}-step thread, median of {args.reps} interleaved runs, in {base}")
-        for durable in (True, False):
-            runs: dict[str, list[dict[str, float]]] = {"journal": [], "sqlite": []}
-            for rep in range(args.reps):
-                runs["journal"].append(
-                    journal_round(os.path.join(base, f"j-{durable}-{rep}"), channels, durable)
-                )
-                runs["sqlite"].append(
-                    sqlite_round(os.path.join(base, f"s-{durable}-{rep}.sqlite"), channels, durable)
-                )
-            report("fsync per put" if durable else "no fsync", runs, args.steps)
+        compare(base, args.steps, args.reps)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def compare(base: str, steps: int, reps: int) -> None:
+    """JournalSaver and SqliteSaver side by side, interleaved, with and without fsyncs (also
+    `python tools/bench.py --only langgraph`)."""
+    channels = conversation(steps)
+    print(f"{steps}-step thread, median of {reps} interleaved runs, in {base}")
+    for durable in (True, False):
+        runs: dict[str, list[dict[str, float]]] = {"journal": [], "sqlite": []}
+        for rep in range(reps):
+            runs["journal"].append(journal_round(os.path.join(base, f"j-{durable}-{rep}"), channels, durable))
+            runs["sqlite"].append(
+                sqlite_round(os.path.join(base, f"s-{durable}-{rep}.sqlite"), channels, durable)
+            )
+        report("fsync per put" if durable else "no fsync", runs, steps)
 
 
 def report(title: str, runs: dict[str, list[dict[str, float]]], steps: int) -> None:
