@@ -10,7 +10,10 @@ from .errors import (
     CorruptionError,
     DeleteError,
     DurabilityError,
+    ExportError,
     ForeignStoreError,
+    InvalidArchiveError,
+    InvalidQueryError,
     InvalidRecordError,
     InvalidSessionIdError,
     JournalError,
@@ -20,6 +23,7 @@ from .errors import (
     RecoveryWarning,
     SessionIdCollisionError,
     StoreRootError,
+    UnknownSessionError,
     UnreadableSessionWarning,
     UnsafePathError,
     UnsupportedFormatError,
@@ -35,6 +39,10 @@ from .store.session_store import DefaultSessionStore
 __version__ = "0.1.0"
 
 __all__ = [
+    "UnknownSessionError",
+    "InvalidQueryError",
+    "InvalidArchiveError",
+    "ExportError",
     "FORMAT_VERSION",
     "CompactionPolicy",
     "CompactionReport",

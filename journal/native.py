@@ -39,11 +39,13 @@ from .log.recovery import Report
 from .log.session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
 from .log.state import SessionState
 from .ops.facade import Operations
+from .replication.facade import Replication
+from .replication.leasing import Leasing
 
 T = TypeVar("T")
 
 
-class Journal(Operations):
+class Journal(Operations, Replication, Leasing):
     """A store of per-session append-only logs under `root`.
 
     Args:
@@ -68,6 +70,10 @@ class Journal(Operations):
         read_only: read a store this process cannot write: nothing is created, cut or
             finished (torn tails are skipped with a `RecoveryWarning`, half-done compactions
             read as committed), others' sessions are not adopted, writes raise `ReadOnlyError`.
+        replica, replica_options, replica_interval: ship every session to this URL (`s3://`,
+            `gs://`, `az://`, `file://`) every `replica_interval` s (`journal.replication`).
+        lease, lease_ttl, lease_wait: one writer per session across hosts, through a lease in
+            the replica; replica_sync: acknowledge an append once the replica holds it.
 
     Raises:
         StoreRootError: `root` is a file or cannot be written (read-only: does not exist).
@@ -90,6 +96,13 @@ class Journal(Operations):
         background_compaction: bool = False,
         compact_on_close: bool = False,
         read_only: bool = False,
+        replica: str | None = None,
+        replica_options: dict[str, Any] | None = None,
+        replica_interval: float = 1.0,
+        lease: bool = False,
+        lease_ttl: float = 30.0,
+        lease_wait: float = 0.0,
+        replica_sync: bool = False,
     ) -> None:
         _check_durability(durability)
         if min(segment_bytes, max_record_bytes, max_open_sessions, max_cached_messages) < 1:
@@ -122,6 +135,8 @@ class Journal(Operations):
         if not read_only:
             self._writes.start()
         forksafe.register(self)
+        self._start_replica(replica, replica_options, replica_interval)
+        self._gate = self._start_leases(lease, lease_ttl, lease_wait, replica_sync)
 
     def after_fork(self) -> None:
         """In a child of `fork()` (`log.forksafe`): drop the parent's handles, unlocking
@@ -215,6 +230,7 @@ class Journal(Operations):
         if not items:
             naming.encode_id(session_id)
             return []
+        self._gate.before(session_id)  # leases (replication.leasing): nothing when off
         log = self._pool.current(session_id)  # the hot path: a cached, current handle
         try:
             if log is None:
@@ -230,6 +246,7 @@ class Journal(Operations):
             self._mark(session_id, log)
         if session_id not in self._writes.pending:  # once per session until its views are written
             self._writes.note(session_id)
+        self._gate.after(session_id, first + len(items) - 1)  # the lease; the synchronous mode
         return list(range(first, first + len(items)))
 
     # -- reading -----------------------------------------------------------------------------
@@ -446,6 +463,8 @@ class Journal(Operations):
         return bulk.compact_sessions(self, self._writes.take_written())
 
     def close(self) -> None:
+        self._stop_leases()  # syncs the sessions it holds, then releases their leases
+        self._stop_replica()
         with self._lock:
             compactor, self._compactor = self._compactor, None
         if compactor is not None:

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import InvalidQueryError, InvalidSessionIdError, JournalError, UnreadableSessionWarning
-from . import archives, maintenance, querying, reading, writing
+from . import archives, maintenance, querying, reading, replication, writing
 from .args import DEFAULT_ROOT, ENV_ROOT, Parser, add_dir, store_root
 from .opening import open_store
 from .output import FAILED, INTERRUPTED, OK, USAGE, Failure, Output, error, warn
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     writing.add_parsers(commands)  # append rm
     maintenance.add_parsers(commands)  # compact verify repair gc
     archives.add_parsers(commands)  # export import import-praisonai
+    replication.add_parsers(commands)  # replicate restore status handoff
     writing.add_demo(commands)
     return parser
 

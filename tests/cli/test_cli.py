@@ -176,7 +176,8 @@ def test_bad_usage_is_exit_2_and_one_line(tmp_path: Path) -> None:
 
 
 COMMANDS = (
-    "append cat compact demo export gc import import-praisonai ls repair rm search show stats tail verify"
+    "append cat compact demo export gc handoff import import-praisonai ls repair replicate restore rm"
+    " search show stats status tail verify"
 )
 
 
