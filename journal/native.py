@@ -40,7 +40,7 @@ from .log.session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
 from .log.state import SessionState
 from .ops.facade import Operations
 from .replication.facade import Replication
-from .replication.leasing import Leasing
+from .replication.leasing import NO_GATE, Leasing
 
 T = TypeVar("T")
 
@@ -230,7 +230,9 @@ class Journal(Operations, Replication, Leasing):
         if not items:
             naming.encode_id(session_id)
             return []
-        self._gate.before(session_id)  # leases (replication.leasing): nothing when off
+        gate = self._gate  # leases and the synchronous mode (replication.leasing)
+        if gate is not NO_GATE:  # an identity check, not two calls, on the hot path when off
+            gate.before(session_id)
         log = self._pool.current(session_id)  # the hot path: a cached, current handle
         try:
             if log is None:
@@ -246,7 +248,8 @@ class Journal(Operations, Replication, Leasing):
             self._mark(session_id, log)
         if session_id not in self._writes.pending:  # once per session until its views are written
             self._writes.note(session_id)
-        self._gate.after(session_id, first + len(items) - 1)  # the lease; the synchronous mode
+        if gate is not NO_GATE:
+            gate.after(session_id, first + len(items) - 1)
         return list(range(first, first + len(items)))
 
     # -- reading -----------------------------------------------------------------------------
