@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,24 +24,8 @@ from typing import Any
 
 from journal import Journal
 
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(600):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return server, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit("moto's server did not start")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for the moto start it shares
+from bench_replication import start_moto
 
 
 def s3_replica(endpoint: str) -> tuple[str, dict[str, Any]]:

@@ -36,15 +36,20 @@ def file_chunks(fs: FileSystem, path: str, chunk_bytes: int = CHUNK_BYTES) -> It
     """The bytes of `path` in chunks; the size is taken at open, so later appends are not read."""
     fd = fs.open(path, create=False, mode=0)
     try:
-        size, offset = fs.size(fd), 0
-        while offset < size:
-            chunk = fs.pread(fd, min(chunk_bytes, size - offset), offset)
-            if not chunk:
-                break
-            offset += len(chunk)
-            yield chunk
+        yield from fd_chunks(fs, fd, fs.size(fd), chunk_bytes)
     finally:
         fs.close(fd)
+
+
+def fd_chunks(fs: FileSystem, fd: int, size: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The first `size` bytes of the open file `fd`, in chunks (fewer if it is shorter)."""
+    offset = 0
+    while offset < size:
+        chunk = fs.pread(fd, min(chunk_bytes, size - offset), offset)
+        if not chunk:
+            break
+        offset += len(chunk)
+        yield chunk
 
 
 class ArchiveWriter:

@@ -31,7 +31,7 @@ import xxhash
 from ..errors import CorruptionError, UnsafePathError, UnsupportedFormatError
 from ..log import archive, naming
 from ..log import manifest as mf
-from ..log.archive_file import decompressed_chunks
+from ..log.archive_file import decompressed_chunks, fd_chunks
 from ..log.fs import FileSystem, read_file
 from ..log.manifest import Manifest
 from ..log.record import CLEAR, SEAL, BadLine, Record, decode_header
@@ -228,13 +228,7 @@ def segment_chunks(fs: FileSystem, source: Source) -> Iterator[bytes]:
             size = _committed_end(fs, fd, size, source)
         else:
             _check_sealed(fs, fd, size, source)
-        offset = 0
-        while offset < size:
-            chunk = fs.pread(fd, min(CHUNK_BYTES, size - offset), offset)
-            if not chunk:
-                break
-            offset += len(chunk)
-            yield chunk
+        yield from fd_chunks(fs, fd, size, CHUNK_BYTES)
     finally:
         fs.close(fd)
 
