@@ -20,6 +20,10 @@ page cache): every handle and lock is gone, every written byte is kept.
 Faults: `fail_sync()` makes a chosen coming `sync` raise EIO (nothing becomes durable; the bytes
 stay pending, so a later crash may keep or lose them), `fail_append()` makes a chosen coming
 `append` write a prefix and raise ENOSPC, and `capacity` bounds the bytes all files may hold.
+`pwrite` (through `open_positional`, as a preallocating writer uses it) writes at an offset,
+pending like an append, with the same faults (a failed zero fill counts in `fills_failed`, not
+`appends_failed`: the writer goes on without it); a torn write into a zero-filled tail leaves the
+cut, then zeros, garbage or the old (zero) bytes.
 `fail_call()` makes a chosen coming `sync_dir`, `rename` or `unlink` raise EIO or ENOSPC
 without doing anything (a failed directory fsync leaves its operations pending): non-fatal
 faults, after which the code under test goes on. `sync_hook` runs at the start of every `sync`
@@ -88,6 +92,7 @@ class SimDisk:
         self._append_faults: list[tuple[int, int]] = []  # (countdown, bytes written first)
         self._ops_left: int | None = None  # file system calls until the power goes off
         self.syncs = self.syncs_failed = self.appends_failed = 0
+        self.fills_failed = 0  # zero fills ahead of a segment's end that failed (not records)
         self.power_losses = self.process_crashes = 0
         self._call_faults: list[tuple[str, int, int]] = []  # (call, countdown, errno)
         self.dir_syncs = self.calls_failed = 0
@@ -162,6 +167,33 @@ class SimDisk:
             self._clock += 1
         if keep < len(data):
             self.appends_failed += 1
+            raise _err(errno.ENOSPC, f"fd {fd}")
+
+    def open_positional(self, path: str, *, create: bool, mode: int) -> int:
+        """The descriptor `pwrite` writes through (the real one has no O_APPEND)."""
+        return self.open(path, create=create, mode=mode)
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> None:
+        """Write at `offset` (a preallocated segment's end, or its zero fill); the same
+        faults as `append`: a chosen write keeps a prefix and raises ENOSPC, and bytes past
+        the file's end count against `capacity`."""
+        self._tick()
+        _, node = self._file(fd)
+        grows = max(0, offset + len(data) - len(node.data))
+        room = len(data) if self.capacity is None else len(data) - grows + max(0, self.capacity - self.used())
+        fault = _countdown_pairs(self._append_faults)
+        keep = max(0, min(len(data), room, len(data) if fault is None else fault))
+        if keep:
+            node.pending.append(("write", offset, bytes(data[:keep])))
+            if len(node.data) < offset:
+                node.data += bytes(offset - len(node.data))
+            node.data[offset : offset + keep] = data[:keep]
+            self._clock += 1
+        if keep < len(data):
+            if data.count(0) == len(data):  # a zero fill (no record line holds a NUL byte)
+                self.fills_failed += 1
+            else:
+                self.appends_failed += 1
             raise _err(errno.ENOSPC, f"fd {fd}")
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:

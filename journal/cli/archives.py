@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..native import Journal
 from . import progress
@@ -18,6 +18,9 @@ from .args import add_json, command
 from .opening import CREATE, READ
 from .output import FAILED, OK, Failure, Output, error
 from .reading import require
+
+if TYPE_CHECKING:  # `journal remote export` runs export on one
+    from ..replication.remote import RemoteReplica
 
 PRAISONAI_SESSIONS = os.path.join("~", ".praisonai", "sessions")
 
@@ -77,7 +80,7 @@ def add_parsers(commands: Any) -> None:
     )
 
 
-def export_archive(journal: Journal, args: argparse.Namespace, out: Output) -> int:
+def export_archive(journal: Journal | RemoteReplica, args: argparse.Namespace, out: Output) -> int:
     for session_id in args.session_ids:
         require(journal, session_id)
     with progress.bar("exporting") as advance:

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 
 from ..errors import InvalidQueryError, InvalidSessionIdError, JournalError, UnreadableSessionWarning
-from . import archives, maintenance, querying, reading, replication, writing
+from . import archives, maintenance, querying, reading, remote, replication, writing
 from .args import DEFAULT_ROOT, ENV_ROOT, Parser, add_dir, store_root
 from .opening import open_store
 from .output import FAILED, INTERRUPTED, OK, USAGE, Failure, Output, error, warn
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     maintenance.add_parsers(commands)  # compact verify repair gc
     archives.add_parsers(commands)  # export import import-praisonai
     replication.add_parsers(commands)  # replicate restore status handoff
+    remote.add_parsers(commands)  # remote ls|show|cat|search|export
     writing.add_demo(commands)
     return parser
 

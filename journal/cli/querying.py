@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..native import Journal
 from . import progress
@@ -18,6 +18,9 @@ from .args import add_json, command, moment, positive
 from .opening import READ
 from .output import FAILED, OK, USAGE, Failure, Output, iso, warn
 from .reading import require
+
+if TYPE_CHECKING:  # `journal remote search` runs search on one
+    from ..replication.remote import RemoteReplica
 
 
 def add_parsers(commands: Any) -> None:
@@ -56,7 +59,7 @@ def add_parsers(commands: Any) -> None:
     add_json(stats_, "the figures as one JSON document")
 
 
-def search(journal: Journal, args: argparse.Namespace, out: Output) -> int:
+def search(journal: Journal | RemoteReplica, args: argparse.Namespace, out: Output) -> int:
     if args.regex:
         try:
             re.compile(args.query)

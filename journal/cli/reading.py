@@ -14,7 +14,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import JournalError, RecoveryWarning, UnreadableSessionWarning
 from ..log.record import MESSAGE, SEAL, Record
@@ -23,6 +23,9 @@ from ..native import Journal
 from .args import add_json, command, count
 from .opening import READ
 from .output import FAILED, OK, Failure, Output, dumps, iso, warn
+
+if TYPE_CHECKING:  # `journal remote` runs show and cat on one
+    from ..replication.remote import RemoteReplica
 
 POLL_SECONDS = 0.2  # how often `tail -f` looks for new records
 
@@ -76,7 +79,7 @@ def add_parsers(commands: Any) -> None:
     add_json(tail_, "one JSON object per record, as `cat` does")
 
 
-def require(journal: Journal, session_id: str) -> None:
+def require(journal: Journal | RemoteReplica, session_id: str) -> None:
     """A `Failure` unless `session_id` is a session of the store."""
     if not journal.exists(session_id):
         raise Failure(f"no session {session_id!r} in {journal.root}")
@@ -117,7 +120,7 @@ def _summary(journal: Journal, session_id: str) -> tuple[float | None, float | N
     return state.created_at, state.updated_at, len(state.messages)
 
 
-def show(journal: Journal, args: argparse.Namespace, out: Output) -> int:
+def show(journal: Journal | RemoteReplica, args: argparse.Namespace, out: Output) -> int:
     require(journal, args.session_id)
     if out.json:
         from ..ops.transfer import session_document
@@ -162,7 +165,7 @@ def record_item(record: Record) -> dict[str, Any]:
     return {"seq": record.seq, "ts": record.ts, "kind": record.kind, "data": record.data}
 
 
-def cat(journal: Journal, args: argparse.Namespace, out: Output) -> int:
+def cat(journal: Journal | RemoteReplica, args: argparse.Namespace, out: Output) -> int:
     require(journal, args.session_id)
     for record in journal.read(args.session_id):
         out.item(record_item(record))

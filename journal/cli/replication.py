@@ -21,9 +21,10 @@ from typing import Any
 
 from ..native import Journal
 from ..replication.lease import lease_fence
-from ..replication.restore import restore
+from ..replication.restore import SessionRestore, restore
 from ..replication.status import remote_status
 from ..replication.stores import open_store
+from . import replica_compact
 from .args import add_json, command, moment, positive
 from .opening import CACHED_MESSAGES, CREATE, READ
 from .opening import open_store as open_journal
@@ -61,7 +62,12 @@ def add_parsers(commands: Any) -> None:
     restore_.add_argument("--to-time", type=moment, metavar="T", help="as it was at this time (DATE)")
     restore_.add_argument("--to-seq", type=positive, metavar="N", help="through this seq")
     restore_.add_argument("--dry-run", action="store_true", help="download and check, write nothing")
-    add_json(restore_, '{"dry_run", "sessions": [{"session_id", "last_seq", "records", "bytes"}]}')
+    restore_.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="append what a session here lacks (its copy a prefix of the replica's)",
+    )
+    add_json(restore_, '{"dry_run", "sessions": [{"session_id", "last_seq", "records", "bytes", "action"}]}')
     status_ = command(
         commands,
         "status",
@@ -88,6 +94,7 @@ def add_parsers(commands: Any) -> None:
     )
     handoff_.add_argument("--timeout", type=float, metavar="S", help="give the sync up after S seconds")
     add_json(handoff_, '{"session_id", "synced_seq"}')
+    replica_compact.add_parsers(commands)  # retention in the bucket: its own module
 
 
 # -- replicate -----------------------------------------------------------------------------------
@@ -129,6 +136,7 @@ def run_restore(root: str, args: argparse.Namespace, out: Output) -> int:
     store = open_store(args.url)
     ids = args.session_ids or None
     options: dict[str, Any] = {"to_seq": args.to_seq, "to_time": args.to_time, "fence": lease_fence(store)}
+    options["catch_up"] = args.catch_up
     if args.dry_run and not os.path.isdir(root):
         with tempfile.TemporaryDirectory() as empty, Journal(empty) as journal:
             report = restore(journal, store, ids, dry_run=True, **options)
@@ -141,11 +149,23 @@ def run_restore(root: str, args: argparse.Namespace, out: Output) -> int:
         return OK
     verb = "would restore" if report.dry_run else "restored"
     for done in report.sessions:
-        if done.last_seq:
+        if done.action != "restored":
+            out.line(_caught_up_line(done, report.dry_run))
+        elif done.last_seq:
             out.line(f"{verb} {done.session_id} through seq {done.last_seq} ({done.records} records)")
         else:
             out.line(f"{done.session_id}: nothing to restore")
     return OK
+
+
+def _caught_up_line(done: SessionRestore, dry_run: bool) -> str:
+    """What `--catch-up` did to a session the store had (see `replication.catchup`)."""
+    if done.action == "caught-up":
+        verb = "would catch up" if dry_run else "caught up"
+        return f"{verb} {done.session_id} through seq {done.last_seq} ({done.records} records appended)"
+    if done.action == "ahead":
+        return f"{done.session_id}: this store is ahead of the replica (seq {done.last_seq}); left alone"
+    return f"{done.session_id}: already current through seq {done.last_seq}"
 
 
 # -- status --------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import xxhash
@@ -101,13 +102,30 @@ def size_limit(first: int, end: int, max_record_bytes: int) -> int:
 def read_records(fs: FileSystem, path: str, first: int, end: int, max_record_bytes: int) -> list[Record]:
     """Every record of an archive that must hold exactly records `first`..`end - 1`, each
     checked; raise `CorruptionError` (a missing file too)."""
-    checker = RunChecker(path, first, payloads=True)
     records: list[Record] = []
+    _check_records(fs, path, (first, end), max_record_bytes, records.append)
+    return records
+
+
+def check_records(fs: FileSystem, path: str, first: int, end: int, max_record_bytes: int) -> None:
+    """`read_records` without keeping the records: what verify needs, in bounded memory."""
+    _check_records(fs, path, (first, end), max_record_bytes, None)
+
+
+def _check_records(
+    fs: FileSystem,
+    path: str,
+    span: tuple[int, int],
+    max_record_bytes: int,
+    keep: Callable[[Record], None] | None,
+) -> None:
+    first, end = span
+    checker = RunChecker(path, first, payloads=True)
     try:
         for line in archive_lines(fs, path, size_limit(first, end, max_record_bytes)):
             record = checker.check(line)[1]
-            assert record is not None  # payloads=True
-            records.append(record)
+            if keep is not None and record is not None:  # a record with payloads=True
+                keep(record)
     except FileNotFoundError:
         raise CorruptionError(path, 0, "archive listed in compaction.json is missing") from None
     checker.end()
@@ -115,7 +133,6 @@ def read_records(fs: FileSystem, path: str, first: int, end: int, max_record_byt
         raise CorruptionError(
             path, checker.offset, f"archive ends at seq {checker.next_seq - 1}, expected {end - 1}"
         )
-    return records
 
 
 def extents(manifest: Manifest) -> list[tuple[str, int, int]]:
@@ -179,7 +196,7 @@ def verify_compaction(
                 raise CorruptionError(
                     path, 0, f"archive starts at {first}, after the seq {end - 1} it must end at"
                 )
-            read_records(fs, path, first, end, max_record_bytes)
+            check_records(fs, path, first, end, max_record_bytes)
         except CorruptionError as exc:
             problems.append(Problem(path, exc.offset, "corruption", exc.reason))
     if manifest.snapshot_seq:

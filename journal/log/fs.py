@@ -110,6 +110,28 @@ class OsFileSystem:
                 raise _link_refused(path) from exc
             raise
 
+    def open_positional(self, path: str, *, create: bool, mode: int) -> int:
+        """`open` without O_APPEND, for `pwrite` (a log segment written ahead of a zeroed,
+        preallocated tail); a link there is refused. Never `append` to what this returns."""
+        flags = os.O_RDWR | getattr(os, "O_BINARY", 0) | _O_NOFOLLOW | (os.O_CREAT if create else 0)
+        try:
+            return os.open(path, flags, mode)
+        except OSError as exc:
+            if exc.errno in _LINK_ERRNOS and os.path.islink(path):
+                raise _link_refused(path) from exc
+            raise
+
+    def pwrite(self, fd: int, data: bytes, offset: int) -> None:
+        """Write all of `data` at `offset` of a descriptor from `open_positional`."""
+        written = os.pwrite(fd, data, offset)
+        if written == len(data):
+            return
+        view = memoryview(data)[written:]
+        while view:  # a short write: finish it, or let the error surface
+            offset += written
+            written = os.pwrite(fd, view, offset)
+            view = view[written:]
+
     def append(self, fd: int, data: bytes) -> None:
         written = os.write(fd, data)
         if written != len(data):  # a short write: finish it, or let the error surface

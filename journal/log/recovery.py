@@ -21,7 +21,7 @@ from ..errors import UnsupportedFormatError
 from . import naming
 from .fs import FileSystem, read_file, write_atomic
 from .manifest import folded_through
-from .record import LOST, SEAL, BadLine, Header, decode, encode, records_in_line
+from .record import LOST, SEAL, Header, encode, first_bad_payload, records_in_line
 from .scan import Problem, scan
 from .session import IDENTITY_FORMATS, Options, quarantine
 
@@ -106,15 +106,8 @@ def find_problems(fs: FileSystem, path: str) -> list[Problem]:
 def _payload_problems(data: bytes, path: str) -> list[Problem]:
     """Records whose checksum holds but whose payload a read cannot parse (not JSON, nested
     past orjson's limit): a read of them raises `CorruptionError`, so verify reports them."""
-    pos = 0
-    while pos < len(data):
-        newline = data.find(b"\n", pos)
-        try:
-            decode(data[pos:newline])
-        except BadLine as exc:
-            return [Problem(path, pos, "corruption", exc.reason)]
-        pos = newline + 1
-    return []
+    bad = first_bad_payload(data)  # the scan checked every checksum and header already
+    return [] if bad is None else [Problem(path, bad[0], "corruption", bad[1])]
 
 
 def _as_closed(problem: Problem, closed: bool) -> Problem:

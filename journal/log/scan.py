@@ -5,6 +5,9 @@ sequence number, and only count a batch (records with ``more``) once its last re
 At the first line that fails, look for any valid record *after* it that continues or skips
 ahead in the sequence: if there is one the damage is corruption (report, never skip); if
 there is none, everything from the end of the last complete batch is a torn tail (cut it).
+A writer may preallocate the active segment (FORMAT.md, "Segments"): NUL bytes from a line
+start to the end of the bytes read are the unwritten tail, where the data ends; a record line
+never holds a NUL byte (JSON escapes it), so they are never part of one.
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ def scan(data: bytes, base: int, next_seq: int, path: str) -> Scan:
     good_seq, batch_left, count, good_count = next_seq, 0, 0, 0
     sealed = False
     bad_at, reason, version = -1, "", None
-    while pos < len(data):
+    end = len(data)
+    while pos < end:
+        if data[pos] == 0 and zero_from(data, pos):
+            end = pos  # the preallocated tail: the data ends here
+            break
         if sealed:
             bad_at, reason = pos, "bytes after the segment's seal record"
             break
@@ -71,11 +78,11 @@ def scan(data: bytes, base: int, next_seq: int, path: str) -> Scan:
         if batch_left == 0:
             good_end, good_seq, good_count = pos, next_seq, count
             sealed = header.kind == SEAL
-    else:
-        if good_end == len(data):
+    if bad_at < 0:
+        if good_end == end:
             return Scan(base + good_end, good_seq, good_count, sealed, None)
         reason = "batch incomplete at end of file"
-        bad_at = len(data)
+        bad_at = end
     if version is not None:
         problem = Problem(path, base + bad_at, "unsupported-format", reason)
         return Scan(base + good_end, good_seq, good_count, sealed, problem)
@@ -83,6 +90,11 @@ def scan(data: bytes, base: int, next_seq: int, path: str) -> Scan:
         return _corrupt(base, good_end, good_seq, good_count, path, bad_at, reason)
     tail = Problem(path, base + good_end, "torn-tail", reason, len(data) - good_end)
     return Scan(base + good_end, good_seq, good_count, sealed, tail)
+
+
+def zero_from(data: bytes, pos: int) -> bool:
+    """Is every byte of `data` from `pos` on a NUL (the unwritten, preallocated tail)?"""
+    return data.count(0, pos) == len(data) - pos
 
 
 def _corrupt(
@@ -116,6 +128,8 @@ def decode_run(data: bytes, base: int, seq: int, path: str) -> tuple[list[Record
     records: list[Record] = []
     pos = 0
     while pos < len(data):
+        if data[pos] == 0 and zero_from(data, pos):  # a sealed segment whose zeros were not cut yet
+            break
         newline = data.find(b"\n", pos)
         if newline == -1:
             raise CorruptionError(path, base + pos, "incomplete record inside a closed segment")

@@ -36,6 +36,7 @@ from . import naming, reader, readonly, removal
 from .adopted import ADOPTED_IDENTITY_FORMAT, adopted_from, finish_moves
 from .durability import Durability, Slot
 from .fs import FileSystem, read_file, write_atomic
+from .prealloc import Tail, trim_at_rest
 from .record import FORMAT_VERSION, SEAL, Item, Record, encode, encode_batch
 from .scan import Problem, scan
 from .state import SessionState
@@ -54,6 +55,7 @@ class Options:
     file_mode: int = 0o600
     dir_mode: int = 0o700
     read_only: bool = False  # through a `readonly.ReadOnlyFileSystem`: create and cut nothing
+    preallocate: int = 64 * 1024  # zeros kept ahead of a synced segment's end (prealloc.py)
 
 
 def quarantine(fs: FileSystem, session_path: str, name: str, data: bytes, options: Options) -> str:
@@ -85,7 +87,7 @@ class SessionLog(Durability):
         self.cond = threading.Condition(threading.Lock())
         self.lock_fd = -1
         self.seg_fd = -1
-        self.seg_first = self.seg_size = 0
+        self.seg_first, self.seg_size, self.tail = 0, 0, Tail(fs, options.preallocate)  # tail: the zeros
         self.next_seq = 1
         self.generation = 0
         self.closed = False
@@ -240,8 +242,10 @@ class SessionLog(Durability):
     def _enter_segment(self, first_seq: int) -> None:
         """Make `first_seq`'s segment the active one, creating it (durably) if missing."""
         path = self.segment_path(first_seq)
+        if self.seg_fd >= 0 and not self.options.read_only:  # before the next name exists
+            self.tail.trim(self.seg_fd, self.seg_size)
         created = self.fs.stat(path) is None
-        fd = self.fs.open(path, create=True, mode=self.options.file_mode)
+        fd = self.tail.open(path, self.options.file_mode, self.options.read_only)
         if created and not self.options.read_only:  # read-only: the null handle, an empty file
             self.fs.sync_dir(os.path.dirname(path))
         if self.seg_fd >= 0:
@@ -289,12 +293,12 @@ class SessionLog(Durability):
 
     def _catch_up(self) -> None:
         while True:
-            size = self.fs.size(self.seg_fd)
-            if size == self.seg_size:
-                return
+            size = self.tail.alloc = self.fs.size(self.seg_fd)
             if size < self.seg_size:
                 raise Stale()
-            data = self.fs.pread(self.seg_fd, size - self.seg_size, self.seg_size)
+            data = self.tail.new_bytes(self.seg_fd, self.seg_size, size) if size > self.seg_size else b""
+            if not data:
+                return
             result = scan(data, self.seg_size, self.next_seq, self.segment_path(self.seg_first))
             self.seg_size, self.next_seq = result.end, result.next_seq
             if result.problem is not None:
@@ -324,6 +328,7 @@ class SessionLog(Durability):
         saved = self.quarantine(f"{naming.segment_name(self.seg_first)}.{problem.offset}.torn", torn)
         self.fs.truncate(self.seg_fd, problem.offset)
         self.fs.sync(self.seg_fd)
+        self.tail.alloc = problem.offset
         warnings.warn(
             RecoveryWarning(
                 f"{problem.path}: cut a torn tail of {len(torn)} bytes at offset"
@@ -359,17 +364,17 @@ class SessionLog(Durability):
         if durability == "batch":
             return self.group_commit(items)
         with self.cond:
-            first = self._write_batches([items])[0]
+            first = self._write_batches([items], durability != "none")[0]
             self._make_durable(self.written, durability)
             return first
 
     def write_slots(self, slots: list[Slot]) -> None:
-        for slot, first in zip(slots, self._write_batches([slot.items for slot in slots]), strict=True):
+        for slot, first in zip(slots, self._write_batches([slot.items for slot in slots], True), strict=True):
             slot.first = first
 
-    def _write_batches(self, batches: list[list[Item]]) -> list[int]:
+    def _write_batches(self, batches: list[list[Item]], synced: bool) -> list[int]:
         """Write each batch all-or-nothing, all of them in one write under the file lock
-        (`cond` held); return the first seq of each."""
+        (`cond` held); return the first seq of each. `synced`: an fsync follows (preallocate)."""
         self.lock()
         try:
             # Checked under the lock: a thread that failed while this one waited for it may
@@ -387,16 +392,16 @@ class SessionLog(Durability):
                 firsts.append(seq)
                 parts.append(encode_batch(seq, ts, items))
                 seq += len(items)
-            self._write(parts[0] if len(parts) == 1 else b"".join(parts))
+            self._write(parts[0] if len(parts) == 1 else b"".join(parts), synced)
             self.next_seq = seq
             self.written += 1
         finally:
             self.unlock()
         return firsts
 
-    def _write(self, lines: bytes) -> None:
+    def _write(self, lines: bytes, synced: bool = False) -> None:
         try:
-            self.fs.append(self.seg_fd, lines)
+            self.tail.write(self.seg_fd, lines, self.seg_size, synced)
         except OSError as exc:
             self._undo_partial_write(exc)
         self.seg_size += len(lines)
@@ -406,6 +411,7 @@ class SessionLog(Durability):
         path = self.segment_path(self.seg_first)
         try:
             self.fs.truncate(self.seg_fd, self.seg_size)
+            self.tail.alloc = self.seg_size
             # Durable before the next write lands on the same offset: a power loss that kept
             # that write but not the cut would show the rest of the failed batch after it.
             self.fs.sync(self.seg_fd)
@@ -475,6 +481,7 @@ class SessionLog(Durability):
         if self.closed:
             return
         self._wait_for_holders()
+        trim_at_rest(self)  # a segment at rest has no zeros after its data
         self.closed = True
         self._close_fds()
         self.cond.notify_all()  # threads waiting to lock find it closed

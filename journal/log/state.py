@@ -38,8 +38,12 @@ class SessionState:
     # - `chat`: `llm_message` of every message, made while the snapshot was parsed (one pass
     #   over data still in the CPU cache, not two) and handed to the first `hand_off`
     #   that asks for it; any other drops it.
+    # - `llm`: the same, made by the next `hand_off` that asks for a chat and kept up to date
+    #   by `apply`, so that later ones copy these dicts (one C call each) instead of making
+    #   them again from every message. Never handed out: a caller may change its dicts.
     lines: Lines | None = field(default=None, repr=False, compare=False)
     chat: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    llm: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
 
     def apply(self, record: Record) -> None:
         self.last_seq = record.seq
@@ -52,10 +56,14 @@ class SessionState:
             self.messages.append(record)
             if self.chat is not None:
                 self.chat.append(llm_message(record.data))
+            if self.llm is not None:
+                self.llm.append(llm_message(record.data))
         elif record.kind == CLEAR:
             self.messages, self.lines = [], None
             if self.chat is not None:
                 self.chat = []
+            if self.llm is not None:
+                self.llm = []
         elif record.kind == META:
             merge_metadata(self.metadata, record.data)
         elif record.kind == EDIT:
@@ -75,8 +83,9 @@ class SessionState:
         """Fold a pop record (`log.pop`): the last message goes, if it is the one it names."""
         if pop_applies(record.data, self._last_message()):
             self.messages.pop()
-            if self.chat is not None:
-                self.chat.pop()
+            for chat in (self.chat, self.llm):
+                if chat is not None:
+                    chat.pop()
 
     def _edit(self, record: Record) -> None:
         """Fold an edit record into the last message (`log.edit`), if it applies to it."""
@@ -88,11 +97,13 @@ class SessionState:
             self.messages.pop()
         else:
             self.messages[-1] = edited
-        if self.chat is not None:
+        for chat in (self.chat, self.llm):
+            if chat is None:
+                continue
             if edited is None:
-                self.chat.pop()
+                chat.pop()
             else:
-                self.chat[-1] = llm_message(edited.data)
+                chat[-1] = llm_message(edited.data)
 
     def copy(self) -> SessionState:
         """A copy whose lists and metadata can be changed without touching this state."""
@@ -107,7 +118,8 @@ class SessionState:
 
     def hand_off(self, chat: bool = False) -> SessionState:
         """Internal: a `copy` for a reader. With `chat` (for `get_chat_history`) the copy
-        takes `chat`, handed out once so no two callers share its dicts, and keeps `lines`.
+        keeps `lines` and has `chat`: the snapshot's, if a cold read just made it, else
+        copies of `llm`'s dicts (made now if there is none), so no two callers share them.
         Without, the snapshot lines are made into records first, here, so later copies find
         them made, and the copy is what `Journal.state` documents."""
         if self.lines is not None and not chat:
@@ -116,7 +128,13 @@ class SessionState:
             self.lines = None
         taken, self.chat = self.chat, None
         copy = self.copy()
-        copy.chat = taken if chat else None
+        if chat and taken is not None:
+            copy.chat = taken
+        elif chat:
+            with gc_paused():
+                if self.llm is None:
+                    self.llm = [llm_message(view) for view in self.views()]
+                copy.chat = list(map(dict.copy, self.llm))
         return copy
 
     def views(self) -> list[Any]:

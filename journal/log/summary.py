@@ -22,8 +22,9 @@ from ..errors import CorruptionError
 from . import manifest as mf
 from . import naming
 from .fs import FileSystem, read_file
+from .prealloc import scan_settled
 from .record import CLEAR, LOST, MESSAGE, META, SEAL, Record
-from .scan import decode_run, scan
+from .scan import decode_run
 from .snapshot import JOURNAL_KEY
 from .state import merge_metadata
 
@@ -124,11 +125,10 @@ def _segment_records(fs: FileSystem, path: str, first: int) -> list[Record]:
     """The committed records of a segment: a batch still being written is left out; damage
     with records after it raises `CorruptionError`."""
     fd = fs.open(path, create=False, mode=0)
-    try:
-        data = fs.pread(fd, fs.size(fd), 0)
+    try:  # read again while a writer is seen half way through preallocated zeros
+        data, found = scan_settled(lambda: fs.pread(fd, fs.size(fd), 0), 0, first, path)
     finally:
         fs.close(fd)
-    found = scan(data, 0, first, path)
     if found.problem is not None and found.problem.kind != "torn-tail":
         raise CorruptionError(path, found.problem.offset, found.problem.reason)
     return decode_run(data[: found.end], 0, first, path)[0]

@@ -18,7 +18,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Callable, Generator, Iterable, Iterator
-from typing import TypeVar
+from typing import Protocol, TypeVar, runtime_checkable
 
 from ..errors import CorruptionError, LockTimeout, RecoveryWarning, UnsupportedFormatError
 from ..log import archive
@@ -30,7 +30,7 @@ from ..log.manifest import Manifest
 from ..log.pop import pop_applies
 from ..log.record import CLEAR, EDIT, MESSAGE, POP, BadLine, Record, decode
 from ..log.snapshot import BadSnapshot, decode_message
-from .protocol import Store
+from .protocol import Readable, Store
 from .scanning import (
     ATTEMPTS,
     CLEARED,
@@ -248,10 +248,31 @@ class SessionReader:
                 out.append(kept)
 
 
+class MessageReader(Protocol):
+    """What `session_reader` gives: `SessionReader`'s reading methods."""
+
+    def read_batch(self, keep: Callable[[Record], T | None], size: int) -> list[T] | None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ReadsOwnMessages(Readable, Protocol):
+    """A store that is not a directory of sessions and reads its messages itself, as
+    `SessionReader` would give them (a replica read in place: `replication.remote`)."""
+
+    def message_reader(
+        self, session_id: str, *, history: bool, prefilter: Prefilter | None
+    ) -> MessageReader: ...
+
+
 def session_reader(
-    store: Store, session_id: str, *, history: bool, prefilter: Prefilter | None
-) -> SessionReader:
-    """A `SessionReader` of a session of `store`, with the store's limits."""
+    store: Store | ReadsOwnMessages, session_id: str, *, history: bool, prefilter: Prefilter | None
+) -> MessageReader:
+    """A `SessionReader` of a session of `store`, with the store's limits (or the store's own
+    reader, for a `ReadsOwnMessages`)."""
+    if isinstance(store, ReadsOwnMessages):
+        return store.message_reader(session_id, history=history, prefilter=prefilter)
     options = getattr(store, "options", None)  # `Journal.options`; not part of the protocol
     max_record_bytes = getattr(options, "max_record_bytes", MAX_RECORD_BYTES)
     lock_timeout = getattr(options, "lock_timeout", LOCK_TIMEOUT)

@@ -23,6 +23,22 @@ Progress = Callable[[int, "int | None"], None]
 Entry = tuple[str, dict[str, Any], "float | None"]
 
 
+class Readable(Protocol):
+    """What the reading operations (`search`, `export_archive`, `session_document`) use of a
+    store: a `Journal`, or a replica read in place (`replication.remote.RemoteReplica`, which
+    also reads its own messages: `history.ReadsOwnMessages`)."""
+
+    root: str
+
+    def sessions(self) -> Iterator[str]: ...
+
+    def exists(self, session_id: str) -> bool: ...
+
+    def state(self, session_id: str) -> SessionState | None: ...
+
+    def session_path(self, session_id: str) -> str: ...
+
+
 class Store(Protocol):
     """The `Journal` methods the operations read and write through."""
 

@@ -34,8 +34,8 @@ from ..log import manifest as mf
 from ..log.archive_file import decompressed_chunks, fd_chunks
 from ..log.fs import FileSystem, read_file
 from ..log.manifest import Manifest
+from ..log.prealloc import scan_settled
 from ..log.record import CLEAR, SEAL, BadLine, Record, decode_header
-from ..log.scan import scan
 from ..log.session import marked_deleted
 from .protocol import Store
 
@@ -239,8 +239,8 @@ def _last_header(fs: FileSystem, fd: int, size: int) -> tuple[Any, int]:
     window = min(size, _TAIL_WINDOW)
     tail = fs.pread(fd, window, size - window)
     last = tail.rfind(b"\n")
-    if last < 0:
-        return None, -1
+    if last < 0 or tail.find(0, 0, last) >= 0:  # zeros before it: a preallocated segment's
+        return None, -1  # writer is half way through; the full scan reads it settled
     start = tail.rfind(b"\n", 0, last) + 1
     if start == 0 and window < size:
         return None, size - window + last + 1
@@ -267,7 +267,8 @@ def _committed_end(fs: FileSystem, fd: int, size: int, source: Source) -> int:
     header, end = _last_header(fs, fd, size)
     if header is not None and header.more == 0:
         return end
-    found = scan(fs.pread(fd, size, 0), 0, source.first, source.path)
+    # Read again while a writer is seen half way through preallocated zeros (log/prealloc.py).
+    found = scan_settled(lambda: fs.pread(fd, size, 0), 0, source.first, source.path)[1]
     problem = found.problem
     if problem is not None and problem.kind == "unsupported-format":
         raise UnsupportedFormatError(problem.path, problem.reason)

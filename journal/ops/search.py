@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import InvalidQueryError, JournalError, UnreadableSessionWarning
 from ..log.record import Record
 from ..log.snapshot import iso
-from .history import session_reader
+from .history import ReadsOwnMessages, session_reader
 from .protocol import Store
 from .scanning import Prefilter, texts
 
@@ -48,7 +48,7 @@ class SearchHit:
 
 
 def search(
-    store: Store,
+    store: Store | ReadsOwnMessages,
     query: str,
     *,
     regex: bool = False,
@@ -147,7 +147,7 @@ def parse_time(value: datetime | date | float | str | None, name: str) -> float 
 
 
 def _hits(
-    store: Store,
+    store: Store | ReadsOwnMessages,
     chosen: list[str] | None,
     pattern: re.Pattern[str],
     prefilter: Prefilter | None,

@@ -40,7 +40,7 @@ from ..log.state import SessionState
 from . import conversation as doc
 from .archive_json import OPEN, BadJson, ExportFile, open_source, read_members, text_chunks
 from .conversation import BadDocument, Conversation
-from .protocol import Entry, Progress, Store
+from .protocol import Entry, Progress, Readable, Store
 
 FORMATS = ("archive", "portable")
 CONFLICTS = ("skip", "append", "replace")
@@ -76,7 +76,7 @@ class TransferReport:
 
 
 def export_archive(
-    store: Store,
+    store: Readable,
     path: str | os.PathLike[str],
     sessions: Iterable[str] | None = None,
     *,
@@ -134,7 +134,7 @@ def export_archive(
     return ExportReport(target, written, messages, size, tuple(skipped))
 
 
-def session_document(store: Store, session_id: str) -> dict[str, Any]:
+def session_document(store: Readable, session_id: str) -> dict[str, Any]:
     """One conversation exactly as the archive holds it: ``session_metadata`` (id, created_at
     and updated_at as seconds since the epoch, metadata), ``messages`` (each its data plus
     ``timestamp``) and ``message_count``. Nothing in it depends on where the store lives.
@@ -148,7 +148,7 @@ def session_document(store: Store, session_id: str) -> dict[str, Any]:
     return doc.archive_document(session_id, state)
 
 
-def _chosen(store: Store, sessions: Iterable[str] | None) -> list[str]:
+def _chosen(store: Readable, sessions: Iterable[str] | None) -> list[str]:
     if sessions is None:
         return sorted(store.sessions())
     if isinstance(sessions, str):
@@ -160,7 +160,7 @@ def _chosen(store: Store, sessions: Iterable[str] | None) -> list[str]:
     return ids
 
 
-def _read(store: Store, session_id: str, skipped: list[str]) -> SessionState | None:
+def _read(store: Readable, session_id: str, skipped: list[str]) -> SessionState | None:
     """The session's state; None if it is gone, or (with a warning) cannot be read."""
     try:
         return store.state(session_id)

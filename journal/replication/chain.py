@@ -2,12 +2,15 @@
 "Replicas", "Reading a replica").
 
 Strategy: list the session's runs, then walk from seq 1: at each expected seq take the run
-whose name starts there (of several, the highest epoch first), download and check it
+whose name starts there (of several, the highest epoch first, then the longest: a merged run
+before the shipped runs it covers, whose lines are the same bytes), download and check it
 (`runs.decode_run`), let the fence say which of its records count, and require that it
 chains: its `prev` is the checksum of the record before it. Objects are downloaded a few
 ahead, in parallel, so a restore is not one round trip per object. A run that starts where
 no chain reaches and that the fence does not rule out means records are missing: that is
-corruption, never a silently shorter history.
+corruption, never a silently shorter history. An object listed but gone when downloaded was
+deleted by retention (`compact.py`) after a merged run covering it was written: the walk
+lists again and goes on from where it was, so a reader never sees a shorter history for it.
 
 `Fence` is how leases (`lease.py`) tell which objects a writer that lost its lease uploaded
 too late: `fence(session_id, epoch, first, last)` gives the seq range of the run that counts,
@@ -21,11 +24,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from ..log.record import BadLine, decode_header
-from .objects import ObjectStore, ReplicaConflictError, ReplicaCorruptionError
+from .objects import ObjectMissing, ObjectStore, ReplicaConflictError, ReplicaCorruptionError
 from .runs import Run, RunRef, decode_run, line_checksum, list_runs
 
 Fence = Callable[[str, int, int, int], "tuple[int, int] | None"]
 PREFETCH = 8  # objects downloaded ahead of the one being used
+RELISTS = 3  # how often one walk lists again after objects vanished under it
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Piece:
     run: Run
     lo: int
     hi: int
+    key: str = ""  # the object it was read from
 
     def lines(self) -> bytes:
         """The record lines `lo`..`hi`, byte for byte."""
@@ -112,22 +117,29 @@ def pieces(
         ReplicaCorruptionError: a run does not check out, or runs are missing in between.
         ReplicaConflictError: the runs at some seq do not chain: two histories of the session.
     """
-    refs = list_runs(store, dir_name)
-    downloads = Downloads(store, refs, ahead)
-    try:
-        expected, prev, at = 1, "", 0
-        while at < len(refs):
-            chosen, at = _choose(downloads, refs, at, expected, prev, fence)
-            if chosen is None:
-                break
-            yield chosen
-            expected, prev = chosen.hi + 1, chosen.last_checksum()
-        for ref in refs[at:]:  # beyond the chain: only fenced-off objects may be there
-            if ref.first >= expected and usable(downloads.get(ref), fence) is not None:
-                reason = f"records {expected}..{ref.first - 1} are missing before this object"
-                raise ReplicaCorruptionError(f"{store.url}/{ref.key}", reason)
-    finally:
-        downloads.close()
+    expected, prev, relists = 1, "", 0
+    while True:
+        refs = list_runs(store, dir_name)
+        downloads = Downloads(store, refs, ahead)
+        try:
+            at = 0
+            while at < len(refs):
+                chosen, at = _choose(downloads, refs, at, expected, prev, fence)
+                if chosen is None:
+                    break
+                yield chosen
+                expected, prev = chosen.hi + 1, chosen.last_checksum()
+            for ref in refs[at:]:  # beyond the chain: only fenced-off objects may be there
+                if ref.first >= expected and usable(downloads.get(ref), fence) is not None:
+                    reason = f"records {expected}..{ref.first - 1} are missing before this object"
+                    raise ReplicaCorruptionError(f"{store.url}/{ref.key}", reason)
+            return
+        except ObjectMissing:
+            relists += 1  # deleted by retention since the listing: a merged run covers it
+            if relists > RELISTS:
+                raise
+        finally:
+            downloads.close()
 
 
 def _choose(
@@ -137,16 +149,21 @@ def _choose(
     while at < len(refs) and refs[at].first < expected:
         at += 1  # runs the chain has passed: fenced off, or a shorter run at an earlier seq
     candidates = [ref for ref in refs[at:] if ref.first == expected]
+    # Then a merged run that began before `expected` and reaches past it: how the chain goes
+    # on after a relist, when the runs it covers were deleted since the first listing.
+    spanning = [ref for ref in refs[:at] if ref.last >= expected]
     unchained = None
-    for ref in sorted(candidates, key=lambda ref: -ref.epoch):
+    order = sorted(candidates, key=lambda ref: (-ref.epoch, -ref.last))
+    for ref in order + sorted(spanning, key=lambda ref: (-ref.epoch, -ref.last)):
         run = downloads.get(ref)
         span = usable(run, fence)
-        if span is None or span[0] != expected:
+        if span is None or not span[0] <= expected <= span[1]:
             continue
-        if run.prev != prev:
+        before = run.prev if expected == run.first else Piece(run, expected - 1, expected - 1).last_checksum()
+        if before != prev:
             unchained = ref
             continue
-        return Piece(run, span[0], span[1]), at + len(candidates)
+        return Piece(run, expected, span[1], ref.key), at + len(candidates)
     if unchained is not None:
         reason = "does not continue the history before it: two writers replicated this session"
         raise ReplicaConflictError(f"{downloads.store.url}/{unchained.key}", reason)
@@ -155,12 +172,19 @@ def _choose(
 
 def head(store: ObjectStore, dir_name: str, session_id: str, fence: Fence | None = None) -> tuple[int, str]:
     """The last seq the replica holds for the session and its record checksum ((0, "") when
-    none): the newest run that counts. Downloads one object in the usual case."""
+    none): the newest run that counts, or a merged run that reaches further (its name says
+    how far). Downloads one object in the usual case."""
     refs = list_runs(store, dir_name)
     downloads = Downloads(store, refs, ahead=1)
+    best: tuple[int, str] = (0, "")
     for ref in reversed(refs):
-        run = downloads.get(ref)
+        if best[0] and ref.last <= best[0]:
+            continue  # a shipped run before the newest one, or a merged run ending sooner
+        try:
+            run = downloads.get(ref)
+        except ObjectMissing:
+            continue  # deleted by retention since the listing: superseded
         span = usable(run, fence)
-        if span is not None:
-            return span[1], Piece(run, span[1], span[1]).last_checksum()
-    return 0, ""
+        if span is not None and span[1] > best[0]:
+            best = (span[1], Piece(run, span[1], span[1]).last_checksum())
+    return best

@@ -19,6 +19,7 @@ from ..log.session import Options
 from .objects import ReplicaError
 
 if TYPE_CHECKING:
+    from .compact import CompactReport
     from .replicator import Replicator, SessionStatus
     from .restore import RestoreReport
 
@@ -97,6 +98,7 @@ class Replication:
         to_time: datetime | float | None = None,
         dry_run: bool = False,
         replica_options: dict[str, Any] | None = None,
+        catch_up: bool = False,
     ) -> RestoreReport:
         """Rebuild sessions from the replica `url` in this store, identical to the source
         (seqs, times, kinds, batches), up to a point in time if asked; see
@@ -108,9 +110,13 @@ class Replication:
             to_time: keep the records written at or before this time (a datetime, or seconds
                 since the epoch).
             dry_run: download and check everything, write nothing; report what would be.
+            catch_up: a session this store has already is caught up in place when its
+                copy is a prefix of the replica's (the missing records appended, byte for
+                byte); a copy ahead is left alone; a forked one raises `CatchUpForkError`.
 
         Raises:
-            RestoreConflictError: this store has one of the sessions already (nothing written).
+            RestoreConflictError: this store has one of the sessions already (nothing written;
+                with `catch_up`: `CatchUpForkError`, its copy forked from the replica's).
             ReplicaCorruptionError: an object does not check out (checksum mismatch, missing
                 records): nothing of that session is written.
         """
@@ -125,7 +131,37 @@ class Replication:
         when = to_time.timestamp() if isinstance(to_time, datetime) else to_time
         store = open_store(url, replica_options)
         fence = lease_fence(store)  # a writer's uploads after it lost its lease do not count
-        return restore(self, store, sessions, to_seq=to_seq, to_time=when, dry_run=dry_run, fence=fence)
+        return restore(
+            self,
+            store,
+            sessions,
+            to_seq=to_seq,
+            to_time=when,
+            dry_run=dry_run,
+            fence=fence,
+            catch_up=catch_up,
+        )
+
+    def compact_replica(
+        self: ReplicaHost,
+        url: str,
+        *,
+        keep_days: float = 7.0,
+        target_bytes: int = 8 << 20,
+        sessions: Iterable[str] | None = None,
+        dry_run: bool = False,
+        replica_options: dict[str, Any] | None = None,
+    ) -> CompactReport:
+        """Retention in the replica `url`: merge each session's small runs into runs of up to
+        `target_bytes` of lines, delete objects superseded (by a merged run, or by the lease
+        fence) and older than `keep_days`; see `replication.compact.compact_replica`."""
+        from .compact import compact_replica
+        from .stores import open_store
+
+        store = open_store(url, replica_options)
+        return compact_replica(
+            store, keep_days=keep_days, target_bytes=target_bytes, sessions=sessions, dry_run=dry_run
+        )
 
 
 def _replicator(host: ReplicaHost) -> Replicator:

@@ -303,33 +303,20 @@ def _wait_until_free(leases: Leases, session_id: str, deadline: float) -> None:
 
 
 def _catch_up(host: LeaseHost, store: ObjectStore, session_id: str) -> None:
-    """Bring this store's copy of the session up to the replica's: restore it if missing;
-    if it is behind and a prefix of the replica's history (its last record is the replica's
-    record at that seq, checksum for checksum), replace it by the replica's (nothing is lost:
-    the replica holds all of it); a copy that is not a prefix is left for `first_seq` to refuse."""
-    from . import chain
+    """Bring this store's copy of the session up to the replica's: restore it if missing; if
+    it is behind and a prefix of the replica's history (its last record is the replica's
+    record at that seq, checksum for checksum), append the records it lacks in place, byte
+    for byte (`catchup`); a copy that forked is left untouched for `first_seq` to refuse."""
+    from .catchup import MISSING, catch_up_session
+    from .chain import head
     from .restore import restore_session
-    from .runs import line_checksum
-    from .source import LocalLog
 
     fenced = lease_fence(store)
     state = host.state(session_id)
-    if state is None:
-        restore_session(host, store, session_id, fence=fenced)
-        host.reopen(session_id)
-        return
-    local, dir_name = state.last_seq, naming.encode_id(session_id)
-    if local >= chain.head(store, dir_name, session_id, fenced)[0]:
-        return
-
-    def upto_local(sid: str, epoch: int, first: int, last: int) -> tuple[int, int] | None:
-        span = fenced(sid, epoch, first, last)
-        return None if span is None or span[0] > local else (span[0], min(span[1], local))
-
-    seq, checksum = chain.head(store, dir_name, session_id, upto_local)
-    mine = LocalLog(host.fs, host.session_path(session_id), host.options.max_record_bytes).line_at(local)
-    if seq != local or mine is None or line_checksum(mine) != checksum:
-        return  # forked: `first_seq` refuses it, naming both ends
-    host.delete(session_id)
+    if state is not None:
+        if state.last_seq >= head(store, naming.encode_id(session_id), session_id, fenced)[0]:
+            return  # not behind (one object read): `first_seq` judges a copy ahead
+        if catch_up_session(host, store, session_id, fence=fenced).status != MISSING:
+            return
     restore_session(host, store, session_id, fence=fenced)
     host.reopen(session_id)

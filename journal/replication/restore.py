@@ -12,21 +12,21 @@ crash before leaves only the temp directory, removed by the next restore once it
 gone; after, the whole session). The rename cannot replace a session: a session directory is
 never empty, and renaming onto a non-empty directory fails. A restore never writes over a
 session the store has: that is `RestoreConflictError`, checked for every session named before
-anything is written.
+anything is written; with `catch_up`, such a session is caught up in place instead when its
+copy is a prefix of the replica's (`catchup.py`).
 
 Point in time: `to_seq` keeps the records through that seq, `to_time` the longest prefix of
 records whose ts are all <= `to_time` (ts is the time of the write, unless the writer gave
 one); either way cut back to a whole batch, so a restored session never holds part of one.
 
 Public names (stable): `restore`, `restore_session`, `RestoreTarget`, `RestoreReport`,
-`SessionRestore`.
+`SessionRestore`, `CatchUpForkError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +40,8 @@ from ..log import naming
 from ..log.fs import FileSystem, remove_tree, write_atomic
 from ..log.record import FORMAT_VERSION, SEAL, decode_header
 from ..log.session import Options
-from .chain import Fence, pieces
+from .batches import replica_batches
+from .chain import Fence
 from .objects import ObjectStore, RestoreConflictError
 from .runs import list_session_dirs
 
@@ -67,6 +68,7 @@ class SessionRestore:
     last_seq: int
     records: int
     bytes: int
+    action: str = "restored"  # with catch_up: or "caught-up", "current", "ahead"
 
 
 @dataclass
@@ -84,27 +86,69 @@ def restore(
     to_time: float | None = None,
     dry_run: bool = False,
     fence: Fence | None = None,
+    catch_up: bool = False,
 ) -> RestoreReport:
-    """Restore `sessions` (every session of the replica if None) into `target`.
+    """Restore `sessions` (every session of the replica if None) into `target`. With
+    `catch_up`, a session the target has already is caught up in place instead
+    (`catchup.catch_up_session`: the replica's missing records appended, byte for byte).
 
     Raises:
-        RestoreConflictError: the target has one of the sessions already; nothing written.
+        RestoreConflictError: the target has one of the sessions already (without
+            `catch_up`); nothing written.
+        CatchUpForkError: (`catch_up`) the target's copy of a session forked from the
+            replica's; it is left untouched, sessions handled before it stay.
         ReplicaCorruptionError, ReplicaConflictError: the replica does not check out for a
             session; sessions restored before it stay, nothing of it is written.
     """
     ids = list(sessions) if sessions is not None else _replica_sessions(store)
     for session_id in ids:
         naming.encode_id(session_id)  # an id that names no session: InvalidSessionIdError
-        if target.exists(session_id):
+        if not catch_up and target.exists(session_id):
             raise RestoreConflictError(target.session_path(session_id), "the session exists in this store")
     report = RestoreReport(dry_run=dry_run)
     _remove_dead_temps(target)
     for session_id in ids:
-        done = restore_session(
-            target, store, session_id, to_seq=to_seq, to_time=to_time, dry_run=dry_run, fence=fence
-        )
+        done = None
+        if catch_up and target.exists(session_id):
+            done = _catch_up(target, store, session_id, to_seq, to_time, dry_run, fence)
+        if done is None:
+            done = restore_session(
+                target, store, session_id, to_seq=to_seq, to_time=to_time, dry_run=dry_run, fence=fence
+            )
         report.sessions.append(done)
     return report
+
+
+class CatchUpForkError(RestoreConflictError):
+    """A catch-up found the store's copy of a session forked from the replica's (it holds a
+    record the replica does not, or a different one at the same seq): it was left untouched.
+    Delete the copy (or restore into another store) to take the replica's history."""
+
+
+def _catch_up(
+    target: RestoreTarget,
+    store: ObjectStore,
+    session_id: str,
+    to_seq: int | None,
+    to_time: float | None,
+    dry_run: bool,
+    fence: Fence | None,
+) -> SessionRestore | None:
+    """Catch the target's copy up; None if it vanished meanwhile (restore it instead)."""
+    from .catchup import FORKED, MISSING, catch_up_session
+
+    done = catch_up_session(
+        target, store, session_id, to_seq=to_seq, to_time=to_time, dry_run=dry_run, fence=fence
+    )
+    if done.status == MISSING:
+        return None
+    if done.status == FORKED:
+        reason = (
+            f"this store's copy (through seq {done.local_seq}) and the replica's (through seq"
+            f" {done.replica_seq}) differ at seq {done.at_seq}: not caught up, left untouched"
+        )
+        raise CatchUpForkError(target.session_path(session_id), reason)
+    return SessionRestore(session_id, done.last_seq, done.records, done.bytes, done.status)
 
 
 def _replica_sessions(store: ObjectStore) -> list[str]:
@@ -126,50 +170,13 @@ def restore_session(
     dir_name = naming.encode_id(session_id)
     if not dry_run and target.exists(session_id):
         raise RestoreConflictError(target.session_path(session_id), "the session exists in this store")
-    batches = _batches(store, dir_name, session_id, to_seq, to_time, fence)
+    batches = replica_batches(store, dir_name, session_id, to_seq, to_time, fence)
     if dry_run:
         last = records = size = 0
         for batch, last_seq in batches:
             last, records, size = last_seq, records + batch.count(b"\n"), size + len(batch)
         return SessionRestore(session_id, last, records, size)
     return _write_session(target, session_id, dir_name, batches)
-
-
-def _batches(
-    store: ObjectStore,
-    dir_name: str,
-    session_id: str,
-    to_seq: int | None,
-    to_time: float | None,
-    fence: Fence | None,
-) -> Iterator[tuple[bytes, int]]:
-    """The replica's lines up to the point in time, in chunks of whole batches, each with
-    its last seq. A piece wholly before the point is handed on as it is (pieces are whole
-    batches); only the one the point falls in is cut, line by line."""
-    for piece in pieces(store, dir_name, session_id, fence):
-        raw = piece.lines()
-        before_time = to_time is None or max(float(ts) for ts in _TS.findall(raw)) <= to_time
-        if before_time and (to_seq is None or piece.hi <= to_seq):
-            yield raw, piece.hi
-            continue
-        cut, last = _cut(raw, to_seq, to_time)
-        if cut:
-            yield cut, last
-        return
-
-
-def _cut(raw: bytes, to_seq: int | None, to_time: float | None) -> tuple[bytes, int]:
-    """The whole batches of `raw` before the first record past the point in time."""
-    pos = good = last = 0
-    while pos < len(raw):
-        end = raw.index(b"\n", pos) + 1
-        header = decode_header(raw[pos : end - 1])  # checked by decode_run already
-        if (to_seq is not None and header.seq > to_seq) or (to_time is not None and header.ts > to_time):
-            break
-        pos = end
-        if header.more == 0:
-            good, last = end, header.seq
-    return raw[:good], last
 
 
 def _write_session(
@@ -258,7 +265,6 @@ class _SegmentWriter:
                 self.fs.close(fd)
 
 
-_TS = re.compile(rb'^\{"xxh3":"[0-9a-f]{16}","v":\d+,"seq":\d+,"ts":(-?[0-9.]+),', re.MULTILINE)
 _SEAL_KIND = b'"kind":"seal",'
 
 

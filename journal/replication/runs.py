@@ -11,7 +11,10 @@ the last seq: the name is the slot a create-only put claims, so two writers of o
 that start a run at the same seq collide on it, whatever each has to ship. The header holds
 the range, the epoch, the record checksum of the line before the run (`prev`: runs chain, so
 a restore never splices two histories) and the XXH3-64 of the lines; decoding checks all of
-it and every line by the log's own rules. Pure encode/decode plus listing; no local files.
+it and every line by the log's own rules. A retention pass (`compact.py`) adds *merged*
+runs, `<first:020d>.e<epoch:010d>.m<last:020d>.jsonl.zst`: the same lines as the runs they
+cover, under a `"format":2` header; name and header must agree. Pure encode/decode plus
+listing; no local files.
 """
 
 from __future__ import annotations
@@ -29,22 +32,27 @@ from ..log import naming
 from ..log.archive_file import RunChecker
 from .objects import ObjectStore, ReplicaCorruptionError
 
-RUN_FORMAT = 1
+RUN_FORMAT = 1  # a run as the replicator ships it
+MERGED_FORMAT = 2  # a merged run (`compact.py`); a reader of this version reads both
 SESSIONS_DIR = "sessions"
 RUN_SUFFIX = ".jsonl.zst"
 MAX_CONTENT = 1 << 31  # a frame declaring more is refused before it is decompressed
-_RUN_NAME = re.compile(r"(\d{20})\.e(\d{10})\.jsonl\.zst")
+_RUN_NAME = re.compile(r"(\d{20})\.e(\d{10})(?:\.m(\d{20}))?\.jsonl\.zst")
 _HEADER_KEYS = ("format", "session_id", "first", "last", "epoch", "prev", "bytes", "xxh3")
 _CHECKSUM = slice(9, 25)  # the 16 hex digits of a record line's "xxh3" field
 
 
 @dataclass(frozen=True)
 class RunRef:
-    """A run object as listed: its key, and the first seq and epoch its name gives."""
+    """A run object as listed: its key, the first seq and epoch its name gives, and for a
+    merged run (`<first>.e<epoch>.m<last>`) the last seq (0: a shipped run, whose name does
+    not say); `modified` as the listing gave it (0.0 when not listed)."""
 
     key: str
     first: int
     epoch: int
+    last: int = 0
+    modified: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -74,15 +82,24 @@ def line_checksum(line: bytes) -> str:
     return line[_CHECKSUM].decode("ascii")
 
 
+def merged_key(dir_name: str, first: int, epoch: int, last: int) -> str:
+    """The name of a merged run of records `first`..`last` (FORMAT.md, "Retention")."""
+    return f"{session_prefix(dir_name)}log/{first:020d}.e{epoch:010d}.m{last:020d}{RUN_SUFFIX}"
+
+
 def list_runs(store: ObjectStore, dir_name: str) -> list[RunRef]:
-    """The session's run objects, by first seq, then epoch. Other names are not runs."""
+    """The session's run objects, by first seq, then epoch, then last seq (a shipped run
+    before the merged ones that start there). Other names are not runs."""
     prefix = f"{session_prefix(dir_name)}log/"
     refs = []
     for info in store.list(prefix):
         match = _RUN_NAME.fullmatch(info.key[len(prefix) :])
-        if match is not None and int(match[1]) > 0:
-            refs.append(RunRef(info.key, int(match[1]), int(match[2])))
-    return sorted(refs, key=lambda ref: (ref.first, ref.epoch))
+        if match is None or int(match[1]) == 0:
+            continue
+        last = int(match[3]) if match[3] is not None else 0
+        if match[3] is None or last >= int(match[1]):
+            refs.append(RunRef(info.key, int(match[1]), int(match[2]), last, info.modified))
+    return sorted(refs, key=lambda ref: (ref.first, ref.epoch, ref.last))
 
 
 def list_session_dirs(store: ObjectStore) -> list[str]:
@@ -95,11 +112,14 @@ def list_session_dirs(store: ObjectStore) -> list[str]:
     return sorted(names)
 
 
-def encode_run(session_id: str, first: int, epoch: int, prev: str, raw: bytes, level: int = 3) -> bytes:
-    """The object of a run of whole record lines `raw` numbered from `first`."""
+def encode_run(
+    session_id: str, first: int, epoch: int, prev: str, raw: bytes, level: int = 3, merged: bool = False
+) -> bytes:
+    """The object of a run of whole record lines `raw` numbered from `first` (`merged`: of a
+    merged run, format 2)."""
     last = first + raw.count(b"\n") - 1
     header = {
-        "format": RUN_FORMAT,
+        "format": MERGED_FORMAT if merged else RUN_FORMAT,
         "session_id": session_id,
         "first": first,
         "last": last,
@@ -128,6 +148,10 @@ def decode_run(where: str, blob: bytes, ref: RunRef | None = None) -> Run:
         raise ReplicaCorruptionError(where, "checksum mismatch: the lines are not what was uploaded")
     if ref is not None and (ref.first, ref.epoch) != (header["first"], header["epoch"]):
         raise ReplicaCorruptionError(where, "the header's first seq or epoch is not the name's")
+    if ref is not None and (ref.last != 0) != (header["format"] == MERGED_FORMAT):
+        raise ReplicaCorruptionError(where, "a merged run's name on a shipped run, or the reverse")
+    if ref is not None and ref.last not in (0, header["last"]):
+        raise ReplicaCorruptionError(where, "the header's last seq is not the name's")
     last_line = _check_lines(where, raw, header["first"], header["last"])
     return Run(
         header["session_id"],
@@ -161,7 +185,7 @@ def _header(where: str, line: bytes) -> dict[str, Any]:
         raise ReplicaCorruptionError(where, "the header line is not JSON") from None
     if not isinstance(header, dict):
         raise ReplicaCorruptionError(where, "the header line is not an object")
-    if header.get("format") != RUN_FORMAT:
+    if header.get("format") not in (RUN_FORMAT, MERGED_FORMAT):
         raise UnsupportedFormatError(where, header.get("format"))
     ints = ("first", "last", "epoch", "bytes")
     if (

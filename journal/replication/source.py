@@ -21,7 +21,7 @@ from ..log import naming
 from ..log.archive import archive_path, extents, size_limit
 from ..log.archive_file import RunChecker, archive_lines
 from ..log.fs import FileSystem
-from ..log.scan import scan
+from ..log.prealloc import scan_settled
 from .objects import ReplicaConflictError
 
 _ATTEMPTS = 5  # each failed attempt means a compaction moved the records meanwhile
@@ -118,11 +118,11 @@ class LocalLog:
             size = self.fs.size(fd)
             offset = self._offset_of(fd, segment, seq, size)
             want = size - offset
-            data = self.fs.pread(fd, min(want, budget), offset)
-            result = scan(data, offset, seq, path)
+            # Read again while a writer is seen half way through preallocated zeros.
+            read = min(want, budget)
+            data, result = scan_settled(lambda: self.fs.pread(fd, read, offset), offset, seq, path)
             if result.end == offset and want > len(data):  # one batch larger than the budget
-                data = self.fs.pread(fd, want, offset)
-                result = scan(data, offset, seq, path)
+                data, result = scan_settled(lambda: self.fs.pread(fd, want, offset), offset, seq, path)
             if check[0] is not None and result.end > offset:
                 self._check_prev(fd, offset, check[1], seq, check[0])
             if sync and result.end > offset:

@@ -21,6 +21,16 @@ def message_data(
     tool_call_id: Any = None,
 ) -> dict[str, Any]:
     """The record data of one message; raise `InvalidRecordError` for a field of a wrong type."""
+    # The usual call (str role and content, metadata None or a dict, no tool fields) is
+    # checked in one expression: the five named checks cost ~10% of an OS-buffered append.
+    if (
+        type(role) is str
+        and type(content) is str
+        and (metadata is None or type(metadata) is dict)
+        and tool_calls is None
+        and tool_call_id is None
+    ):
+        return {"role": role, "content": content, "metadata": dict(metadata) if metadata else {}}
     _check_type("role", role, (str,), "a str")
     _check_type("content", content, (str, list, type(None)), "a str (or a list of content parts)")
     _check_type("metadata", metadata, (dict, type(None)), "a dict")

@@ -176,8 +176,8 @@ def test_bad_usage_is_exit_2_and_one_line(tmp_path: Path) -> None:
 
 
 COMMANDS = (
-    "append cat compact demo export gc handoff import import-praisonai ls repair replicate restore rm"
-    " search show stats status tail verify"
+    "append cat compact demo export gc handoff import import-praisonai ls remote repair"
+    " replica-compact replicate restore rm search show stats status tail verify"
 )
 
 

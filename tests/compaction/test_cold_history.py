@@ -328,8 +328,14 @@ def test_only_a_chat_reader_takes_the_chat_and_only_once() -> None:
     assert plain.chat is None and plain.lines is None and plain.messages == ONE
     assert state.chat is None  # dropped: a later chat reader must not get dicts made before
     state = SessionState(lines=lines, chat=list(chat), last_seq=3)
-    first, second = state.hand_off(chat=True), state.hand_off(chat=True)
-    assert first.chat == chat and second.chat is None
+    first, second, third = state.hand_off(chat=True), state.hand_off(chat=True), state.hand_off(chat=True)
+    assert first.chat == chat and state.chat is None
+    # Later chat readers get copies of the state's own `llm` dicts, never the dicts
+    # themselves nor each other's: a caller may change the ones it gets.
+    assert second.chat == third.chat == chat and state.llm == chat
+    assert second.chat is not None and third.chat is not None
+    ids = [{id(m) for m in dicts} for dicts in (first.chat, second.chat, third.chat, state.llm)]
+    assert sum(len(i) for i in ids) == len(set().union(*ids))
     assert first.lines is lines and first.messages == []  # the lines stay lines
 
 
@@ -342,5 +348,5 @@ def test_a_snapshot_too_big_to_read_whole_is_streamed_into_records_for_a_cold_hi
     monkeypatch.setattr(archive, "CHUNK_BYTES", 64)
     with DefaultSessionStore(tmp_path) as store:
         state = store.journal._chat_state(SID)
-        assert state is not None and state.lines is None and state.chat is None  # records instead
+        assert state is not None and state.lines is None  # records instead
         assert [m["content"] for m in store.get_chat_history(SID)] == [f"m{i}" for i in range(50)]

@@ -706,7 +706,7 @@ class JournalCrashMachine(RuleBasedStateMachine):
         names = self.disk.listdir(log_dir)
         targets = []
         for index, name in enumerate(names):
-            data = self.disk.read_bytes(f"{log_dir}/{name}")
+            data = self.disk.read_bytes(f"{log_dir}/{name}").rstrip(b"\0")  # the preallocated tail
             end = len(data) if index < len(names) - 1 else data.rfind(b"\n", 0, len(data) - 1) + 1
             if end > 0:
                 targets.append((f"{log_dir}/{name}", end))

@@ -236,7 +236,7 @@ def tear(disk: SimDisk, session: str, keep: int) -> None:
     never made it (its first records complete, valid lines)."""
     log_dir = f"{session}/log"
     path = f"{log_dir}/{disk.listdir(log_dir)[-1]}"
-    disk.write_bytes(path, disk.read_bytes(path)[:-keep])
+    disk.write_bytes(path, disk.read_bytes(path).rstrip(b"\0")[:-keep])  # not the preallocated zeros
     disk.crash_process()
 
 

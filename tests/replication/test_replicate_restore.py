@@ -199,7 +199,7 @@ def test_an_object_of_an_unknown_format_is_refused(tmp_path: Path, replica: Repl
     key = list_runs(store, "s")[0].key
     content = zstandard.ZstdDecompressor().decompress(store.get(key)[0])
     _rewrite(
-        store, key, zstandard.ZstdCompressor().compress(content.replace(b'"format":1', b'"format":2', 1))
+        store, key, zstandard.ZstdCompressor().compress(content.replace(b'"format":1', b'"format":3', 1))
     )
     with Journal(tmp_path / "b") as target, pytest.raises(UnsupportedFormatError):
         target.restore(replica.url, replica_options=replica.options or None)
@@ -256,7 +256,8 @@ def test_a_torn_tail_on_disk_is_never_shipped(tmp_path: Path, replica: Replica) 
         # What a writer killed mid-batch leaves (in the page cache, before anyone cut it): the
         # first record of a batch of two, then half a line.
         first = encode(4, 1.0, "message", b'{"role":"user","content":"half"}', more=1)
-        with open(segment, "ab") as f:
+        with open(segment, "r+b") as f:  # where the data ends, over the preallocated zeros
+            f.seek(len(segment.read_bytes().rstrip(b"\0")))
             f.write(first + first[:20])
         source.sync_replica(timeout=30)
         assert source.replica_status()["s"].replicated_seq == 3

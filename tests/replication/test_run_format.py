@@ -75,7 +75,7 @@ def test_a_run_that_ends_inside_a_batch_is_refused() -> None:
 
 def test_another_format_version_is_unsupported() -> None:
     with pytest.raises(UnsupportedFormatError):
-        decode_run("k", edited("format", 2))
+        decode_run("k", edited("format", 3))
 
 
 def test_bytes_that_are_no_zstd_frame_are_refused() -> None:
