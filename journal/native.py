@@ -32,11 +32,12 @@ from .errors import (
 from .log import entry, forksafe, maintenance, manifest, naming
 from .log import index as listing_index
 from .log.fs import FileSystem, OsFileSystem, make_dirs
+from .log.options import checked_options
 from .log.pool import SessionPool
 from .log.readonly import ReadOnlyFileSystem
 from .log.record import CLEAR, MESSAGE, META, Item, Record
 from .log.recovery import Report
-from .log.session import DURABILITY_MODES, Closed, Options, SessionLog, Stale
+from .log.session import DURABILITY_MODES, Closed, SessionLog, Stale
 from .log.state import SessionState
 from .ops.facade import Operations
 from .replication.facade import Replication
@@ -60,7 +61,8 @@ class Journal(Operations, Replication, Leasing):
         max_cached_messages: messages the open sessions may hold in memory, their folded
             states together (each message's data, about its JSON size or more); past it the
             least recently used sessions are closed, and read again when next used.
-        file_mode, dir_mode: permissions of new files and directories.
+        file_mode, dir_mode: permissions of new files and directories. preallocate: bytes of
+            zeros kept ahead of a synced segment's data (0: off; see README "Durability modes").
         fs: the file system; tests pass a simulated disk.
         compaction: when to compact, compression level, archive retention (`CompactionPolicy`);
             with its `max_view_lag` set, a thread keeps the views of the sessions appended to
@@ -91,6 +93,7 @@ class Journal(Operations, Replication, Leasing):
         max_cached_messages: int = 250_000,
         file_mode: int = 0o600,
         dir_mode: int = 0o700,
+        preallocate: int = 0,
         fs: FileSystem | None = None,
         compaction: CompactionPolicy | None = None,
         background_compaction: bool = False,
@@ -104,17 +107,12 @@ class Journal(Operations, Replication, Leasing):
         lease_wait: float = 0.0,
         replica_sync: bool = False,
     ) -> None:
-        _check_durability(durability)
-        if min(segment_bytes, max_record_bytes, max_open_sessions, max_cached_messages) < 1:
-            raise ValueError(
-                "segment_bytes, max_record_bytes, max_open_sessions and max_cached_messages must be positive"
-            )
-        if not isinstance(lock_timeout, (int, float)) or not 0 <= lock_timeout < float("inf"):
-            raise ValueError(f"lock_timeout must be a finite number of seconds >= 0, not {lock_timeout!r}")
-        self.root = os.fspath(root)
-        self.options = Options(
-            durability, segment_bytes, max_record_bytes, lock_timeout, file_mode, dir_mode, read_only
+        sizes = dict(segment_bytes=segment_bytes, max_record_bytes=max_record_bytes, preallocate=preallocate)
+        sizes.update(max_open_sessions=max_open_sessions, max_cached_messages=max_cached_messages)
+        self.options = checked_options(
+            durability, DURABILITY_MODES, sizes, lock_timeout, file_mode, dir_mode, read_only
         )
+        self.root = os.fspath(root)
         self.read_only = read_only
         self.fs: FileSystem = fs if fs is not None else OsFileSystem()
         if read_only:

@@ -66,6 +66,8 @@ def append_lines(log: SessionLog, lines: bytes) -> int:
 def _checked(log: SessionLog, lines: bytes) -> list[tuple[bytes, bool]]:
     """`lines` split after each seal, every part checked to continue the log; raise if not."""
     where = log.segment_path(log.seg_first)
+    if b"\0" in lines:  # a record line never holds one: it would end a segment's data
+        raise RawAppendError(where, "lines to append hold a NUL byte")
     parts: list[tuple[bytes, bool]] = []
     pos, seq = 0, log.next_seq
     for end in [*_seal_ends(lines), len(lines)]:

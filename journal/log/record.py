@@ -114,6 +114,8 @@ def encode_payload(data: object, max_bytes: int) -> bytes:
         _refuse_non_finite(data, "data")
     if len(payload) > max_bytes:
         raise RecordTooLargeError(f"payload is {len(payload)} bytes, over the limit of {max_bytes}")
+    if b"\0" in payload:  # only an orjson.Fragment can hold one: a NUL ends a segment's data
+        raise InvalidRecordError("holds a raw NUL byte (an orjson.Fragment?); JSON writes it \\u0000")
     return payload
 
 

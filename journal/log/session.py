@@ -55,7 +55,7 @@ class Options:
     file_mode: int = 0o600
     dir_mode: int = 0o700
     read_only: bool = False  # through a `readonly.ReadOnlyFileSystem`: create and cut nothing
-    preallocate: int = 64 * 1024  # zeros kept ahead of a synced segment's end (prealloc.py)
+    preallocate: int = 0  # zeros kept ahead of a synced segment's end (prealloc.py); 0: off
 
 
 def quarantine(fs: FileSystem, session_path: str, name: str, data: bytes, options: Options) -> str:

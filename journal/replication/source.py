@@ -138,7 +138,7 @@ class LocalLog:
         # cuts): only whole batches before it are handed out.
         if result.sealed:
             self.cursor = (result.next_seq, 0, result.next_seq)
-        else:
+        elif result.end > offset:  # found nothing: `offset` may be a file end past zeros
             self.cursor = (segment, result.end, result.next_seq)
         return data[: result.end - offset], result.next_seq
 

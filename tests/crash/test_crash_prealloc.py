@@ -20,6 +20,8 @@ from simdisk import PowerCut, SimDisk
 from journal import Journal, RecoveryWarning
 from journal.log.record import MESSAGE
 
+PREALLOC = 64 * 1024  # preallocation is opt-in (README "Durability modes"): these tests turn it on
+
 ROOT, SID = "/store", "chat"
 SEEDS = 1  # random power losses per cut point, besides the one that keeps only what was synced
 
@@ -36,7 +38,7 @@ def run(disk: SimDisk, mode: str, segment_bytes: int, cut: int | None) -> tuple[
     acknowledged and what was handed to the journal."""
     acked: list[Any] = []
     written: list[Any] = []
-    journal = Journal(ROOT, durability=mode, segment_bytes=segment_bytes, fs=disk)
+    journal = Journal(ROOT, preallocate=PREALLOC, durability=mode, segment_bytes=segment_bytes, fs=disk)
     if cut is not None:
         disk.cut_power_after(cut)
     try:
@@ -54,10 +56,10 @@ def check_recovered(disk: SimDisk, acked: list[Any], written: list[Any], what: s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RecoveryWarning)  # a torn tail may be cut
         if disk.listdir(ROOT):  # first a read-only reader, which cuts nothing (zeros after a seal)
-            with Journal(ROOT, fs=disk, read_only=True) as reader:
+            with Journal(ROOT, preallocate=PREALLOC, fs=disk, read_only=True) as reader:
                 seen = [r.data for r in reader.read(SID) if r.kind == MESSAGE]
             assert seen[: len(acked)] == acked and seen == written[: len(seen)], f"{what}: read-only"
-        journal = Journal(ROOT, fs=disk)
+        journal = Journal(ROOT, preallocate=PREALLOC, fs=disk)
         found = [r.data for r in journal.read(SID) if r.kind == MESSAGE]
         report = journal.verify(SID)
         assert found[: len(acked)] == acked, f"{what}: acknowledged records lost"
@@ -65,7 +67,7 @@ def check_recovered(disk: SimDisk, acked: list[Any], written: list[Any], what: s
         assert report.ok, f"{what}: {report.problems}"
         journal.append(SID, {"after": what})  # and the log takes appends again
         journal.close()
-        assert [r.data for r in Journal(ROOT, fs=disk).read(SID)][-1] == {"after": what}
+        assert [r.data for r in Journal(ROOT, preallocate=PREALLOC, fs=disk).read(SID)][-1] == {"after": what}
 
 
 def calls_of_a_whole_run(mode: str, segment_bytes: int) -> int:
@@ -95,7 +97,7 @@ def test_a_power_cut_at_any_call_keeps_every_acknowledged_record() -> None:
 def test_the_writer_preallocates_and_cuts_on_the_simulated_disk() -> None:
     """The proof above is only one if the writer really wrote zeros ahead and cut them."""
     disk = SimDisk()
-    journal = Journal(ROOT, durability="always", segment_bytes=1 << 20, fs=disk)
+    journal = Journal(ROOT, preallocate=PREALLOC, durability="always", segment_bytes=1 << 20, fs=disk)
     journal.append_many(SID, batches(1 << 20)[0])
     path = f"{journal.session_path(SID)}/log/{disk.listdir(journal.session_path(SID) + '/log')[-1]}"
     data = disk.read_bytes(path)

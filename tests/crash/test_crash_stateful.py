@@ -44,6 +44,8 @@ from journal.log.chat import llm_message
 from journal.log.fs import TEMP_MARK
 from journal.log.record import LOST, SEAL
 
+PREALLOC = 64 * 1024  # preallocation is opt-in (README "Durability modes"): these tests turn it on
+
 ROOT = "/store"
 SESSION = "chat"
 DURABLE, WRITTEN, UNCERTAIN = 2, 1, 0
@@ -159,7 +161,9 @@ class JournalCrashMachine(RuleBasedStateMachine):
     # -- helpers -----------------------------------------------------------------------------
 
     def open_journal(self) -> Journal:
-        return Journal(ROOT, durability=self.mode, segment_bytes=self.segment_bytes, fs=self.disk)
+        return Journal(
+            ROOT, preallocate=PREALLOC, durability=self.mode, segment_bytes=self.segment_bytes, fs=self.disk
+        )
 
     @property
     def j(self) -> Journal:
@@ -630,7 +634,9 @@ class JournalCrashMachine(RuleBasedStateMachine):
             check(not report.lost, f"repair of an undamaged session lost {report.lost}")
         else:
             policy = CompactionPolicy(keep_archives=1)
-            with Journal(ROOT, segment_bytes=self.segment_bytes, fs=self.disk, compaction=policy) as keeper:
+            with Journal(
+                ROOT, preallocate=PREALLOC, segment_bytes=self.segment_bytes, fs=self.disk, compaction=policy
+            ) as keeper:
                 keeper.compact(SESSION)
 
     def remember_history(self) -> None:
@@ -821,7 +827,7 @@ def test_enospc_while_creating_a_session_raises_durability_error() -> None:
     """ENOSPC or EIO writing a new session's identity file escaped as a bare OSError."""
     for fault in ("enospc", "eio"):
         disk = SimDisk()
-        journal = Journal(ROOT, fs=disk)
+        journal = Journal(ROOT, preallocate=PREALLOC, fs=disk)
         if fault == "enospc":
             disk.fail_append(0, 0)
         else:

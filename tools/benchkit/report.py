@@ -183,6 +183,16 @@ def targets(results: Results) -> list[list[str]]:
     rows = [
         _target("always appends x sqlite WAL FULL", _ratio(a("journal always"), a("sqlite WAL FULL")), 1.3),
         _target("always appends x raw fdatasync loop", _ratio(a("journal always"), a("raw fdatasync")), 0.9),
+        _target(
+            "always prealloc appends x sqlite WAL FULL",
+            _ratio(a("journal always prealloc"), a("sqlite WAL FULL")),
+            1.3,
+        ),
+        _target(
+            "always prealloc appends x raw fdatasync loop",
+            _ratio(a("journal always prealloc"), a("raw fdatasync")),
+            0.9,
+        ),
     ]
     rows += [
         _target(f"store.add_message x Journal.append ({m})", _ratio(a(f"store {m}"), a(f"journal {m}")), 0.9)
