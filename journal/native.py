@@ -172,7 +172,7 @@ class Journal(Operations, Replication, Leasing):
             DurabilityError: the write or fsync failed; the message is not acknowledged.
         """
         payload = entry.encode_message(data, self.options.max_record_bytes)
-        return self._append(session_id, [(MESSAGE, payload, None)], durability)[0]
+        return self._append(session_id, [(MESSAGE, payload, None)], durability)
 
     def append_many(
         self, session_id: str, items: Iterable[dict[str, Any]], *, durability: str | None = None
@@ -180,7 +180,8 @@ class Journal(Operations, Replication, Leasing):
         """Append several messages as one batch: after a crash all of them are there or none."""
         limit = self.options.max_record_bytes
         payloads: list[Item] = [(MESSAGE, entry.encode_message(item, limit), None) for item in items]
-        return self._append(session_id, payloads, durability)
+        first = self._append(session_id, payloads, durability)
+        return list(range(first, first + len(payloads)))
 
     def append_batch(
         self,
@@ -200,18 +201,19 @@ class Journal(Operations, Replication, Leasing):
         """
         limit = self.options.max_record_bytes
         items = [entry.encode_entry(i, item, limit) for i, item in enumerate(entries)]
-        return self._append(session_id, items, durability)
+        first = self._append(session_id, items, durability)
+        return list(range(first, first + len(items)))
 
     def update_metadata(
         self, session_id: str, fields: dict[str, Any], *, durability: str | None = None
     ) -> int:
         """Merge `fields` into the session's metadata (a value of None removes the key)."""
         payload = entry.encode_fields(fields, self.options.max_record_bytes)
-        return self._append(session_id, [(META, payload, None)], durability)[0]
+        return self._append(session_id, [(META, payload, None)], durability)
 
     def clear(self, session_id: str, *, durability: str | None = None) -> int:
         """Log a "clear" event: the session's message history is empty from here on."""
-        return self._append(session_id, [(CLEAR, b"{}", None)], durability)[0]
+        return self._append(session_id, [(CLEAR, b"{}", None)], durability)
 
     def replace_messages(
         self, session_id: str, items: Iterable[dict[str, Any]], *, durability: str | None = None
@@ -221,13 +223,14 @@ class Journal(Operations, Replication, Leasing):
             session_id, [(CLEAR, {}, None)] + [(MESSAGE, m, None) for m in items], durability=durability
         )
 
-    def _append(self, session_id: str, items: list[Item], durability: str | None) -> list[int]:
+    def _append(self, session_id: str, items: list[Item], durability: str | None) -> int:
+        """Write `items` as one batch; return the first seq (any, if there are none)."""
         mode = self.options.durability if durability is None else durability
         if mode not in DURABILITY_MODES:
             _check_durability(mode)
         if not items:
             naming.encode_id(session_id)
-            return []
+            return 0
         gate = self._gate  # leases and the synchronous mode (replication.leasing)
         if gate is not NO_GATE:  # an identity check, not two calls, on the hot path when off
             gate.before(session_id)
@@ -248,7 +251,7 @@ class Journal(Operations, Replication, Leasing):
             self._writes.note(session_id)
         if gate is not NO_GATE:
             gate.after(session_id, first + len(items) - 1)
-        return list(range(first, first + len(items)))
+        return first
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ first read): MB/s of log checked. Two cases: the live log (segments: checksums, 
 payloads parsed) and the same history compacted (archives decompressed and checked the same
 way, messages.json parsed, views hashed); MB/s counts the log bytes in both. Also the
 scan a session's first open does (`Journal.append` on a fresh `Journal`: checksums and
-numbering only), for comparison. Medians of `--reps`; nothing is asserted (target: >= 200 MB/s).
+numbering only), for comparison. Medians of `--reps`, wall and CPU seconds (the process's:
+less disturbed by other work on the machine); nothing is asserted (target: >= 200 MB/s).
 """
 
 from __future__ import annotations
@@ -30,25 +31,25 @@ def _log_bytes(root: str) -> int:
     return sum(os.path.getsize(os.path.join(log, name)) for name in os.listdir(log))
 
 
-def _time_verify(root: str) -> float:
-    start = time.perf_counter()
+def _time_verify(root: str) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
     with Journal(root) as j:
         report = j.verify(SID)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     if not report.ok:
         raise SystemExit(f"verify found problems: {report.problems[:3]}")
-    return seconds
+    return seconds, cpu
 
 
-def _time_open(root: str) -> float:
+def _time_open(root: str) -> tuple[float, float]:
     copy = root + ".open"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(root, copy)
     try:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with Journal(copy, durability="none") as j:
             j.append(SID, {"role": "user", "content": "one more"})  # opens: scans the log
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
     finally:
         shutil.rmtree(copy, ignore_errors=True)
 
@@ -66,15 +67,21 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(live, compacted)
         with Journal(compacted, durability="none") as j:
             j.compact(SID)
-        times: dict[str, list[float]] = {"verify, live log": [], "verify, compacted": [], "first open": []}
+        times: dict[str, list[tuple[float, float]]] = {
+            "verify, live log": [],
+            "verify, compacted": [],
+            "first open": [],
+        }
         for _ in range(args.reps):  # interleaved: each case sees the same machine
             times["verify, live log"].append(_time_verify(live))
             times["verify, compacted"].append(_time_verify(compacted))
             times["first open"].append(_time_open(live))
-    print(f"{mb:.1f} MB of log, {args.reps} repetitions, medians:")
+    print(f"{mb:.1f} MB of log, {args.reps} repetitions, medians (load average {os.getloadavg()[0]:.1f}):")
     for name, values in times.items():
-        seconds = statistics.median(values)
-        print(f"  {name:18s} {seconds:7.2f} s  {mb / seconds:7.1f} MB/s")
+        seconds = statistics.median(wall for wall, _ in values)
+        cpu = statistics.median(cpu for _, cpu in values)  # less disturbed by a busy machine
+        print(f"  {name:18s} {seconds:7.2f} s  {mb / seconds:7.1f} MB/s", end="")
+        print(f"  {cpu:7.2f} CPU s  {mb / cpu:7.1f} MB per CPU second")
     return 0
 
 

@@ -3,8 +3,9 @@
 Strategy: commands that only read open the store read-only, so they never create, cut or
 finish anything and work on a store this process cannot write; commands that change sessions
 need an existing store; only the commands that bring data in (append, import, demo) create
-one, and if they fail the directories they created are removed again while still empty, so a
-mistyped `--dir` or a bad archive leaves no empty store behind.
+one, and the directories they created are removed again while still empty (they failed, or
+wrote nothing: a `--dry-run`, an import that found nothing), so a mistyped `--dir`, a bad
+archive or a dry run leaves no empty store behind.
 """
 
 from __future__ import annotations
@@ -28,14 +29,11 @@ def open_store(root: str, mode: str) -> Iterator[Journal]:
     if mode != CREATE and not os.path.lexists(root):
         raise Failure(f"no store at {root}")
     created = _missing_dirs(root) if mode == CREATE else []
-    done = False
     try:
         with Journal(root, read_only=mode == READ, max_cached_messages=CACHED_MESSAGES) as journal:
             yield journal
-        done = True
     finally:
-        if not done:
-            _remove_if_empty(created)
+        _remove_if_empty(created)  # only what this command created, and only while empty
 
 
 def _missing_dirs(root: str) -> list[str]:

@@ -143,6 +143,8 @@ def run_restore(root: str, args: argparse.Namespace, out: Output) -> int:
     else:
         with open_journal(root, READ if args.dry_run else CREATE) as journal:
             report = restore(journal, store, ids, dry_run=args.dry_run, **options)
+    if not report.sessions:  # nothing asked for by name, and nothing there: a mistyped URL?
+        raise Failure(f"no sessions in {args.url}")
     if out.json:
         items = [vars(done) for done in report.sessions]
         out.document({"dry_run": report.dry_run, "sessions": items})

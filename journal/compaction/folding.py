@@ -5,7 +5,10 @@ parsed); then each closed segment is read in chunks that feed its zstd archive a
 lines, a fold that mirrors `SessionState.apply` but sends each message straight to the new
 `messages.json` (truncated back to its head at a "clear"; the last message is held back so an
 "edit" record can still change it; a "pop" or an edit that drops it takes the line before it
-back). Memory stays bounded by the chunk and flush sizes however long the history is. (A
+back). The usual run of lines is checked and folded at once (`linecheck.check_run`, then
+`splice.splice_run` for its messages: C-level passes over the run instead of interpreter work
+per line); anything else goes a line at a time, and both write the same bytes. Memory stays
+bounded by the chunk and flush sizes however long the history is. (A
 previous snapshot that is not one message per line, or does not read, is re-encoded from the
 history it reads as or the archives rebuild: that rare path holds the history in memory.)
 Every file is fsynced before step 3 may commit it; nothing of the live session is touched, so
@@ -29,20 +32,21 @@ from ..errors import CorruptionError, RecoveryWarning
 from ..log import manifest as mf
 from ..log import snapshot
 from ..log.archive import ArchiveWriter, file_chunks, load_snapshot
-from ..log.edit import applies, apply_edit
 from ..log.fs import FileSystem, read_file, temp_name, unlink_quietly
+from ..log.linecheck import Run, check_run
 from ..log.manifest import Manifest
-from ..log.pop import pop_applies
 from ..log.record import CLEAR, EDIT, LOST, MESSAGE, META, POP, SEAL, BadLine, Header, Record, decode_header
 from ..log.session import SessionLog, quarantine
-from ..log.splice import splice_parsed
+from ..log.splice import STAMP_KEYS, splice_parsed, splice_run
 from ..log.state import merge_metadata
 from . import merging
 from .merging import ArchivePlan
+from .messages_file import MessagesFile
 
 log = logging.getLogger("journal.compaction")
 
-_FLUSH_BYTES = 1024 * 1024
+_RUN_LINES = 1024  # lines folded at once: their lists stay in the processor's caches
+_UNTIMED = (SEAL.encode(), LOST.encode())  # kinds `_Fold.apply` skips: they set no time
 
 
 @dataclass
@@ -61,121 +65,10 @@ class Built:
     committed: bool = False  # the manifest naming the temps may be on disk: never discard them
 
 
-class _MessagesFile:
-    """messages.json under construction: one line per message, restarted at a "clear".
-
-    The last message is held back (`last`) until the next one comes, so an edit record can
-    still change it (`log.edit`): as its line, or as a record once an edit has parsed it. When
-    a pop (`log.pop`) or a dropping edit removes it, the line written before it is taken back
-    from the file and held back in its place."""
-
-    def __init__(self, fs: FileSystem, path: str, mode: int) -> None:
-        self.fs, self.fd = fs, fs.open(path, create=True, mode=mode)
-        self.buffer, self.flushed, self.count, self.written = bytearray(snapshot.HEAD), 0, 0, 0
-        self.last: bytes | Record | None = None
-        # The xxh3 of the bytes flushed so far, so the view's hash needs no second read of a
-        # file as big as the log; None once bytes were taken back from the file.
-        self.hasher: Any = xxhash.xxh3_64()
-
-    def add(self, line: bytes) -> None:
-        last, self.last = self.last, line
-        self.count += 1
-        if last is None:
-            return
-        # `_write_last` inline: a compaction adds every message of the history here.
-        buffer = self.buffer
-        buffer += b",\n    " if self.written else b"\n    "  # snapshot.separator
-        buffer += last if isinstance(last, bytes) else snapshot.encode_message(last)
-        self.written += 1
-        if len(buffer) >= _FLUSH_BYTES:
-            self._flush(bytes(buffer))
-            self.buffer = bytearray()
-
-    def edit(self, header: Header, edit: Any) -> None:
-        """Fold one edit record into the held-back last message, if it applies to it."""
-        if self.last is None and self.written:  # a drop or a pop made the line before it last
-            self._take_back()
-        if self.last is None:
-            return
-        last = self.last if isinstance(self.last, Record) else snapshot.decode_message(self.last)
-        if not applies(edit, last):
-            return
-        edited = apply_edit(edit, last, header.ts)
-        self.last = edited
-        if edited is None:
-            self.count -= 1
-
-    def pop(self, pop: Any) -> None:
-        """Fold one pop record (`log.pop`): the last message goes if it is the one it names,
-        and the message before it, already written, is held back again in its place."""
-        if self.last is None and self.written:
-            self._take_back()
-        if self.last is None:
-            return
-        last = self.last if isinstance(self.last, Record) else snapshot.decode_message(self.last)
-        if pop_applies(pop, last):
-            self.last = None
-            self.count -= 1
-
-    def _take_back(self) -> None:
-        """Un-write the last written line and hold it back again. Lines hold no raw newline
-        (compact JSON), so it starts after the last newline, that of its separator (a comma
-        before it but for the first line); flushed bytes are read back from the file until
-        the buffer holds that separator (at most a line and a flush)."""
-        while self.flushed and b"\n" not in self.buffer[1:]:
-            take = min(self.flushed, _FLUSH_BYTES)
-            self.buffer[:0] = self.fs.pread(self.fd, take, self.flushed - take)
-            self.flushed -= take
-            self.hasher = None
-            self.fs.truncate(self.fd, self.flushed)
-        start = self.buffer.rindex(b"\n")
-        self.last = bytes(self.buffer[start + len(snapshot.separator(0)) :])
-        self.written -= 1
-        del self.buffer[start - (1 if self.written else 0) :]  # and its separator's comma
-
-    def _write_last(self) -> None:
-        last, self.last = self.last, None
-        if last is None:
-            return
-        self.buffer += snapshot.separator(self.written)
-        self.buffer += last if isinstance(last, bytes) else snapshot.encode_message(last)
-        self.written += 1
-        if len(self.buffer) >= _FLUSH_BYTES:
-            self._flush(bytes(self.buffer))
-            self.buffer = bytearray()
-
-    def _flush(self, data: bytes) -> None:
-        self.fs.append(self.fd, data)
-        self.flushed += len(data)
-        if self.hasher is not None:
-            self.hasher.update(data)
-
-    def restart(self) -> None:
-        if self.flushed:
-            self.fs.truncate(self.fd, 0)
-            self.flushed = 0
-        self.buffer, self.count, self.written, self.last = bytearray(snapshot.HEAD), 0, 0, None
-        self.hasher = xxhash.xxh3_64()
-
-    def finish(self, tail: bytes) -> tuple[int, str | None]:
-        """Write the rest and `tail`, durably; return the file's size and its xxh3 (None if
-        it must be read back to know it)."""
-        self._write_last()
-        self._flush(bytes(self.buffer) + tail)
-        self.fs.sync(self.fd)
-        self.close()
-        return self.flushed, None if self.hasher is None else str(self.hasher.hexdigest())
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            fd, self.fd = self.fd, -1
-            self.fs.close(fd)
-
-
 class _Fold:
     """`SessionState.apply` for a stream: messages go to the file, not to memory."""
 
-    def __init__(self, out: _MessagesFile, base: Manifest, metadata: dict[str, Any]) -> None:
+    def __init__(self, out: MessagesFile, base: Manifest, metadata: dict[str, Any]) -> None:
         self.out, self.metadata = out, metadata
         self.created_at, self.updated_at = base.created_at, base.updated_at
 
@@ -185,8 +78,62 @@ class _Fold:
         """Check and fold whole lines (without their newlines) from `offset`, numbered on
         from `seq`; return the seq and offset after them and the last one's header.
 
-        One loop for a run of lines: a message whose payload can be spliced (`apply`'s usual
-        case) is folded right here, every other record by `apply`."""
+        The usual run of lines is checked at once (`linecheck.check_run`) and its messages
+        spliced at once (`splice.splice_run`); anything else goes a line at a time."""
+        run = None
+        if self.created_at is not None:  # the first record of a history sets created_at
+            run = check_run(lines, seq, batch_left=None, stamps=True, keys=STAMP_KEYS)
+        if run is None:
+            return self._apply_slowly(lines, path, offset, seq)
+        kinds, usual = run.kinds, run.keys_free  # usual: a message spliced with the others
+        if kinds.count(None) == len(kinds) and False not in usual:
+            self._splice(lines, run, 0, len(lines), seq)
+        else:
+            self._apply_mixed(lines, run, seq)
+        timed = next((i for i in range(len(kinds) - 1, -1, -1) if kinds[i] not in _UNTIMED), None)
+        if timed is not None:  # the last record `apply` would time
+            self.updated_at = float(run.stamps[timed])
+        offset += sum(map(len, lines)) + len(lines)
+        return seq + len(lines), offset, decode_header(lines[-1])
+
+    def _apply_mixed(self, lines: list[bytes], run: Run, seq: int) -> None:
+        """Fold a checked run that holds other records than usual messages: each stretch of
+        usual messages at once, every other record by itself."""
+        start = 0
+        others = [i for i, kind in enumerate(run.kinds) if kind is not None or not run.keys_free[i]]
+        for index in [*others, len(lines)]:
+            if start < index:
+                self._splice(lines, run, start, index, seq)
+            if index < len(lines):
+                self._apply_one(lines[index], seq + index)
+            start = index + 1
+
+    def _splice(self, lines: list[bytes], run: Run, start: int, end: int, seq: int) -> None:
+        """Fold the message records `lines[start:end]` of a checked run."""
+        spliced = splice_run(lines, run, start, end)
+        if spliced is not None:
+            self.out.add_spliced(spliced)
+            return
+        for index in range(start, end):
+            self._apply_one(lines[index], seq + index)
+
+    def _apply_one(self, line: bytes, seq: int) -> None:
+        """Fold one line of a checked run, as `_apply_slowly` does."""
+        header = decode_header(line)
+        payload = line[header.data_start : -1]
+        spliced = None
+        if header.kind == MESSAGE:
+            spliced = splice_parsed(payload, orjson.loads(payload), seq, header.ts, header.more)
+        if spliced is None:
+            self.apply(header, payload)
+        else:
+            self.out.add(spliced)
+
+    def _apply_slowly(
+        self, lines: list[bytes], path: str, offset: int, seq: int
+    ) -> tuple[int, int, Header | None]:
+        """`apply_lines` a line at a time: a message whose payload can be spliced (`apply`'s
+        usual case) is folded right here, every other record by `apply`."""
         out, loads, header = self.out, orjson.loads, None
         for line in lines:
             try:
@@ -257,7 +204,7 @@ def build(
     level, merge_bytes = archiving
     if fs.mkdir(os.path.join(path, mf.ARCHIVE_DIR), handle.options.dir_mode):
         fs.sync_dir(path)
-    out = _MessagesFile(fs, _temp(built, path, mf.MESSAGES_FILE), mode)
+    out = MessagesFile(fs, _temp(built, path, mf.MESSAGES_FILE), mode)
     try:
         try:
             fold = _Fold(out, base, _previous_metadata(fs, path, base))
@@ -315,7 +262,7 @@ def _previous_metadata(fs: FileSystem, path: str, base: Manifest) -> dict[str, A
         raise CorruptionError(meta_path, 0, str(exc)) from None
 
 
-def _copy_previous_messages(fs: FileSystem, path: str, base: Manifest, out: _MessagesFile) -> None:
+def _copy_previous_messages(fs: FileSystem, path: str, base: Manifest, out: MessagesFile) -> None:
     """The previous snapshot's message lines, copied verbatim but for stamp objects, which
     are encoded again (`snapshot.copyable_line`). A line whose stamp does not read, or a file
     whose lines are not one message each (a message re-indented by hand still reads as JSON),
@@ -407,8 +354,9 @@ def _fold_segment(
         lines = chunk.split(b"\n")
         lines[0] = rest + lines[0]
         rest = lines.pop()
-        seq, offset, header = fold.apply_lines(lines, path, offset, seq)
-        last = header or last
+        for at in range(0, len(lines), _RUN_LINES):
+            seq, offset, header = fold.apply_lines(lines[at : at + _RUN_LINES], path, offset, seq)
+            last = header or last
     if rest:  # bytes after the last newline
         raise CorruptionError(path, offset, "incomplete record inside a closed segment")
     if last is None or last.kind != SEAL:

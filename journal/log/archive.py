@@ -34,12 +34,13 @@ from .archive_file import (
     decompressed_chunks,
     file_chunks,
 )
+from .coldread import Lines, decode_chat
 from .fs import FileSystem, read_file
 from .gcpause import gc_paused
 from .manifest import Manifest
 from .record import Record
 from .scan import Problem
-from .snapshot import BadSnapshot, Lines, MessagesReader, decode_lines, decode_messages, decode_metadata
+from .snapshot import BadSnapshot, MessagesReader, decode_messages, decode_metadata
 from .state import SessionState, fold
 
 __all__ = ["CHUNK_BYTES", "ArchiveWriter", "content_size", "decompressed_chunks", "file_chunks"]
@@ -77,17 +78,24 @@ def read_messages(fs: FileSystem, path: str) -> tuple[list[Record], dict[str, An
 
 
 def read_lines(
-    fs: FileSystem, path: str, chat: list[dict[str, Any]] | None
+    raw: bytes | None, chat: list[dict[str, Any]], verified: bool
 ) -> tuple[Lines, dict[str, Any]] | None:
-    """The lines and trailer of a `messages.json` of up to `WHOLE_FILE_BYTES` by
-    `decode_lines` (filling `chat`, if given); None if it must be read the strict way, by
-    `read_messages`: too big, or not every line as journal writes it. Raise
-    `FileNotFoundError`."""
-    raw = small_file(fs, path, WHOLE_FILE_BYTES)
+    """The lines and trailer of a `messages.json` held whole (`raw`, None if too big) by
+    `decode_chat` (filling `chat`; `verified`: `raw` has the hash compaction recorded); None
+    if it must be read the strict way, by `read_messages`: too big, or not every line as
+    journal writes it."""
     if raw is not None:
         with contextlib.suppress(BadSnapshot), gc_paused():
-            return decode_lines(raw, chat=chat)
+            return decode_chat(raw, chat, verified=verified)
     return None
+
+
+def _whole_or_none(fs: FileSystem, path: str) -> bytes | None:
+    """`small_file` of up to `WHOLE_FILE_BYTES`; None if bigger or missing (reported later)."""
+    try:
+        return small_file(fs, path, WHOLE_FILE_BYTES)
+    except FileNotFoundError:
+        return None
 
 
 def archive_path(session_path: str, segment: str) -> str:
@@ -121,11 +129,15 @@ def _check_records(
 ) -> None:
     first, end = span
     checker = RunChecker(path, first, payloads=True)
+    limit = size_limit(first, end, max_record_bytes)
     try:
-        for line in archive_lines(fs, path, size_limit(first, end, max_record_bytes)):
-            record = checker.check(line)[1]
-            if keep is not None and record is not None:  # a record with payloads=True
-                keep(record)
+        if keep is None:  # verify: nothing to keep, the usual lines checked many at once
+            checker.check_chunks(decompressed_chunks(fs, path, limit))
+        else:
+            for line in archive_lines(fs, path, limit):
+                record = checker.check(line)[1]
+                if record is not None:  # a record with payloads=True
+                    keep(record)
     except FileNotFoundError:
         raise CorruptionError(path, 0, "archive listed in compaction.json is missing") from None
     checker.end()
@@ -222,7 +234,11 @@ def edited_view(fs: FileSystem, path: str, expected: str | None) -> str | None:
             hasher.update(chunk)
     except FileNotFoundError:
         return None
-    if hasher.hexdigest() == expected:
+    return _edited(path, hasher.hexdigest(), expected)
+
+
+def _edited(path: str, digest: str, expected: str | None) -> str | None:
+    if expected is None or digest == expected:
         return None
     name = os.path.basename(path).split(".tmp-")[0]
     return f"{name} was changed after compaction wrote it (the log is the truth; compact rebuilds it)"
@@ -292,15 +308,22 @@ def _read_snapshot(
 ) -> SessionState:
     path = os.path.join(session_path, manifest_mod.MESSAGES_FILE)
     meta_path = os.path.join(session_path, manifest_mod.METADATA_FILE)
+    # A cold `get_chat_history` reads messages.json once: hashed and decoded in memory.
+    raw = _whole_or_none(fs, path) if chat else None
     for name, view_path in ((manifest_mod.MESSAGES_FILE, path), (manifest_mod.METADATA_FILE, meta_path)):
-        reason = None if trust_edits else edited_view(fs, view_path, manifest.view_hash(name))
+        expected = None if trust_edits else manifest.view_hash(name)
+        if raw is not None and view_path == path:
+            reason = _edited(path, xxhash.xxh3_64_hexdigest(raw), expected)
+        else:
+            reason = edited_view(fs, view_path, expected)
         if reason is not None:
             raise CorruptionError(view_path, 0, reason)
     messages: list[Record] = []
     lines: Lines | None = None
     view: list[dict[str, Any]] | None = [] if chat else None
     try:
-        fast = read_lines(fs, path, view) if chat else None
+        verified = not trust_edits and manifest.view_hash(manifest_mod.MESSAGES_FILE) is not None
+        fast = read_lines(raw, view, verified) if view is not None else None
         if fast is not None:
             lines, trailer = fast
         else:

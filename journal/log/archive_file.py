@@ -10,18 +10,20 @@ zstd block is at most 128 KiB and costs at least 3 bytes), output is handed on i
 chunks, and the frame must end exactly at the file's end with the declared size. So a
 decompression bomb is a `CorruptionError`, never a `MemoryError`. `RunChecker` checks lines
 as the log rules check a closed segment, except that a seal may be followed by the next
-segment's records.
+segment's records; verify hands it whole runs of lines (`check_chunks`), checked at once
+when they are the usual kind (`linecheck.check_run`) and a line at a time otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NoReturn
 
 import zstandard
 
 from ..errors import CorruptionError
 from .fs import FileSystem
+from .linecheck import Run, check_run
 from .record import SEAL, BadLine, Header, Record, decode_header, decode_payload
 from .snapshot import iter_lines
 
@@ -30,6 +32,8 @@ _SLICE = 1024  # input bytes per decompress call: at most ~32 MiB of output each
 _FRAME_HEADER_MAX = 18  # a zstd frame header is at most 18 bytes
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # the default record size limit (`Options.max_record_bytes`)
 LINE_OVERHEAD = 512  # header bytes of a record line beyond its payload, with room to spare
+SEAL_KIND = SEAL.encode()
+RUN_LINES = 1024  # lines checked at once: their lists stay in the processor's caches
 
 
 def file_chunks(fs: FileSystem, path: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
@@ -113,22 +117,27 @@ def decompressed_chunks(fs: FileSystem, path: str, max_bytes: int) -> Iterator[b
         reason = f"archive declares {declared} bytes of content, more than the {max_bytes} its records allow"
         raise CorruptionError(path, 0, reason)
     decompressor = zstandard.ZstdDecompressor().decompressobj()
-    buffer, total, offset = bytearray(), 0, 0
+    parts: list[bytes] = []  # joined once a chunk's worth: one copy of each byte, not two
+    total, held, offset = 0, 0, 0
     try:
         for chunk in file_chunks(fs, path, 1024 * 1024):
+            view = memoryview(chunk)
             for start in range(0, len(chunk), _SLICE):
                 if decompressor.eof:
                     raise CorruptionError(path, offset + start, "bytes after the archive's zstd frame")
-                out = decompressor.decompress(chunk[start : start + _SLICE])
+                out = decompressor.decompress(view[start : start + _SLICE])
                 total += len(out)
                 if total > declared:
                     raise CorruptionError(
                         path, offset + start, f"archive expands past the {declared} bytes it declares"
                     )
-                buffer += out
-                if len(buffer) >= CHUNK_BYTES:
-                    yield bytes(buffer)
-                    buffer.clear()
+                if out:
+                    parts.append(out)
+                    held += len(out)
+                if held >= CHUNK_BYTES:
+                    yield b"".join(parts)
+                    parts.clear()
+                    held = 0
             offset += len(chunk)
     except zstandard.ZstdError as exc:
         raise CorruptionError(path, offset, f"archive does not decompress: {exc}") from None
@@ -141,8 +150,8 @@ def decompressed_chunks(fs: FileSystem, path: str, max_bytes: int) -> Iterator[b
         raise CorruptionError(path, offset, reason)
     if total != declared:
         raise CorruptionError(path, offset, f"archive holds {total} bytes, its frame declares {declared}")
-    if buffer:
-        yield bytes(buffer)
+    if parts:
+        yield b"".join(parts)
 
 
 def archive_lines(fs: FileSystem, path: str, max_bytes: int) -> Iterator[bytes]:
@@ -191,6 +200,33 @@ class RunChecker:
         self.offset += len(line)
         return header, record
 
+    def check_chunks(self, chunks: Iterable[bytes]) -> None:
+        """`check` every line of a byte stream (`archive_lines`' lines), the usual runs of
+        them at once; a last piece without a newline is an incomplete record."""
+        rest = b""
+        for chunk in chunks:
+            lines = chunk.split(b"\n")
+            lines[0] = rest + lines[0]
+            rest = lines.pop()
+            for at in range(0, len(lines), RUN_LINES):
+                self.check_lines(lines[at : at + RUN_LINES])
+        if rest:
+            self.check(rest)
+
+    def check_lines(self, lines: list[bytes]) -> None:
+        """`check` each of `lines` (without their newlines), the usual run of them at once
+        (`linecheck.check_run`), any other a line at a time (which names what is wrong)."""
+        run = check_run(lines, self.next_seq, self.batch_left, payloads=self.payloads)
+        if run is None or not _seals_outside_batches(run, self.batch_left):
+            for line in lines:
+                self.check(line + b"\n")
+            return
+        kinds = run.kinds
+        self.batch_left, self.last_kind = run.batch_left, (kinds[-1] or b"message").decode()
+        self.seals += kinds.count(SEAL_KIND)
+        self.next_seq += len(lines)
+        self.offset += sum(map(len, lines)) + len(lines)
+
     def end(self) -> None:
         """The run is over: it must have ended in a seal."""
         if self.last_kind != SEAL:
@@ -198,3 +234,16 @@ class RunChecker:
 
     def _fail(self, reason: str) -> NoReturn:
         raise CorruptionError(self.path, self.offset, f"{reason} (offset into the decompressed archive)")
+
+
+def _seals_outside_batches(run: Run, batch_left: int) -> bool:
+    """Is no seal of the checked `run` inside a batch (`batch_left` records of one still to
+    come before it)? A seal is one only with no "more" of its own, after a record without."""
+    kinds, mores = run.kinds, run.mores
+    if SEAL_KIND not in kinds:
+        return True
+    return all(
+        mores[i] is None and (mores[i - 1] is None if i else not batch_left)
+        for i, kind in enumerate(kinds)
+        if kind == SEAL_KIND
+    )

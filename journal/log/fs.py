@@ -166,7 +166,13 @@ class OsFileSystem:
 
     def lock(self, fd: int, timeout: float) -> None:
         """Take the exclusive lock, polling with capped, jittered backoff so no waiter starves."""
-        if self._try_lock(fd):
+        if _flock is not None:  # the uncontended case inline: it runs once per append
+            try:
+                _flock(fd, _LOCK_EX_NB)
+                return
+            except BlockingIOError:
+                pass
+        elif self._try_lock(fd):
             return
         deadline = time.monotonic() + timeout
         delay = 0.00005
@@ -284,6 +290,21 @@ _DIR_FD_WALK = (
     and {os.open, os.unlink, os.rmdir} <= os.supports_dir_fd
     and os.scandir in os.supports_fd
 )
+
+
+def open_for_reading(path: str) -> int:
+    """Open `path` read-only (a read-only mount refuses O_RDWR); a link there is refused.
+
+    Raises:
+        UnsafePathError: `path` is a symbolic link.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0) | _O_NOFOLLOW
+    try:
+        return os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in _LINK_ERRNOS and os.path.islink(path):
+            raise _link_refused(path) from exc
+        raise
 
 
 def _link_refused(path: str) -> UnsafePathError:

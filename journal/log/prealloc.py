@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..errors import UnsafePathError
 from .fs import FileSystem
 from .scan import Scan, scan
 
@@ -42,6 +43,7 @@ class Tail:
     known: bool = False  # this handle scanned the segment from its start
     alloc: int = 0  # the file's size as last seen (the data ends at `SessionLog.seg_size`)
     pwrite: Callable[[int, bytes, int], None] | None = field(default=None, repr=False)
+    path: str = ""  # the segment's, for errors
 
     def open(self, path: str, mode: int, read_only: bool) -> int:
         """Open the segment at `path` (creating it), for pwrite when preallocation is on:
@@ -50,7 +52,7 @@ class Tail:
         opener = getattr(self.fs, "open_positional", None)
         on = self.ahead > 0 and not read_only and opener is not None and _pairs(type(self.fs))
         self.pwrite = getattr(self.fs, "pwrite", None) if on else None
-        self.alloc, self.known = 0, False
+        self.alloc, self.known, self.path = 0, False, path
         if self.pwrite is not None and opener is not None:
             fd: int = opener(path, create=True, mode=mode)
             return fd
@@ -81,6 +83,10 @@ class Tail:
         missed speed-up: the zeros it wrote are the tail, and the record write goes on. A
         handle that appends (no pwrite) first cuts zeros another handle left: unsynced, as a
         power loss that keeps the append and loses the cut leaves zeros after it, a tail."""
+        if not self.known:  # entered by a roll, never read: empty, unless journal did not make it
+            if self.fs.size(fd) > end:  # (a file linked at the next segment's name): write nothing
+                raise UnsafePathError(self.path, "a file journal did not write is at this segment's name")
+            self.known = True
         if self.pwrite is None:
             if self.alloc > end:  # another handle's zeros: an append would land after them
                 self.fs.truncate(fd, end)

@@ -21,7 +21,7 @@ from typing import Protocol
 from ..errors import CorruptionError, ReadOnlyError, RecoveryWarning
 from . import manifest as mf
 from . import naming
-from .fs import FileStat, FileSystem, OsFileSystem
+from .fs import FileStat, FileSystem, OsFileSystem, open_for_reading
 from .scan import Problem
 
 NULL = -1  # the null handle: an empty file, no lock
@@ -166,9 +166,10 @@ def finished(manifest: mf.Manifest) -> mf.Manifest:
 
 
 def _open(fs: FileSystem, path: str) -> int:
-    """Open for reading only: a read-only mount or file refuses the engine's O_RDWR."""
+    """Open for reading only: a read-only mount or file refuses the engine's O_RDWR. A link
+    is refused here as the engine refuses it: nothing is read from outside the store."""
     if isinstance(fs, OsFileSystem):
-        return os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+        return open_for_reading(path)
     return fs.open(path, create=False, mode=0)  # a simulated disk: never written through here
 
 

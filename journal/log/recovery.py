@@ -20,6 +20,7 @@ import orjson
 from ..errors import UnsupportedFormatError
 from . import naming
 from .fs import FileSystem, read_file, write_atomic
+from .linecheck import clean_segment
 from .manifest import folded_through
 from .record import LOST, SEAL, Header, encode, first_bad_payload, records_in_line
 from .scan import Problem, scan
@@ -89,8 +90,10 @@ def find_problems(fs: FileSystem, path: str) -> list[Problem]:
                 Problem(seg_path, 0, "corruption", f"segment starts at {first}, expected {expected}")
             )
         data = read_file(fs, seg_path) or b""
-        result = scan(data, 0, first, seg_path)
-        problems += _payload_problems(data[: result.end], seg_path)
+        result = clean_segment(data, first)  # the usual segment, payloads too, in one fast pass
+        if result is None:
+            result = scan(data, 0, first, seg_path)
+            problems += _payload_problems(data[: result.end], seg_path)
         if result.problem is not None:
             problems.append(_as_closed(result.problem, index < len(segments) - 1))
         elif index < len(segments) - 1 and not result.sealed:

@@ -13,6 +13,7 @@ commit, in durability.py).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -31,14 +32,14 @@ from ..errors import (
     UnsafePathError,
     UnsupportedFormatError,
 )
+from . import linecheck, naming, reader, readonly, removal
 from . import manifest as manifest_mod
-from . import naming, reader, readonly, removal
 from .adopted import ADOPTED_IDENTITY_FORMAT, adopted_from, finish_moves
 from .durability import Durability, Slot
 from .fs import FileSystem, read_file, write_atomic
 from .prealloc import Tail, trim_at_rest
 from .record import FORMAT_VERSION, SEAL, Item, Record, encode, encode_batch
-from .scan import Problem, scan
+from .scan import Problem
 from .state import SessionState
 
 DURABILITY_MODES = ("always", "batch", "none")
@@ -299,7 +300,7 @@ class SessionLog(Durability):
             data = self.tail.new_bytes(self.seg_fd, self.seg_size, size) if size > self.seg_size else b""
             if not data:
                 return
-            result = scan(data, self.seg_size, self.next_seq, self.segment_path(self.seg_first))
+            result = linecheck.scan(data, self.seg_size, self.next_seq, self.segment_path(self.seg_first))
             self.seg_size, self.next_seq = result.end, result.next_seq
             if result.problem is not None:
                 self._handle_problem(result.problem, size)
@@ -359,14 +360,16 @@ class SessionLog(Durability):
     # -- writing -----------------------------------------------------------------------------
 
     def append(self, items: list[Item], durability: str) -> int:
-        """Write `items` (kind, payload) as one all-or-nothing batch; return the first seq
-        once it is durable per `durability`."""
+        """Write `items` (kind, payload) as one batch; return its first seq once durable."""
         if durability == "batch":
             return self.group_commit(items)
-        with self.cond:
+        self.cond.acquire()  # `with self.cond` without Condition's Python-level __enter__
+        try:
             first = self._write_batches([items], durability != "none")[0]
             self._make_durable(self.written, durability)
             return first
+        finally:
+            self.cond.release()
 
     def write_slots(self, slots: list[Slot]) -> None:
         for slot, first in zip(slots, self._write_batches([slot.items for slot in slots], True), strict=True):
@@ -377,24 +380,21 @@ class SessionLog(Durability):
         (`cond` held); return the first seq of each. `synced`: an fsync follows (preallocate)."""
         self.lock()
         try:
-            # Checked under the lock: a thread that failed while this one waited for it may
-            # have left the handle unfit to write (a seal written, the next segment not open).
+            # Under the lock: a thread that failed may have left a seal written and no next segment open.
             if self.poisoned is not None:
                 raise self.poisoned
             if not self.dirs_durable:
                 self._sync_dirs()
             if self.seg_size >= self.options.segment_bytes:
                 self._roll()
-            ts = time.time()
-            seq = self.next_seq
-            firsts, parts = [], []
-            for items in batches:
-                firsts.append(seq)
-                parts.append(encode_batch(seq, ts, items))
-                seq += len(items)
-            self._write(parts[0] if len(parts) == 1 else b"".join(parts), synced)
-            self.next_seq = seq
-            self.written += 1
+            ts, seq = time.time(), self.next_seq
+            if len(batches) == 1:  # an append (only a group commit writes several): no join
+                firsts, lines = [seq], encode_batch(seq, ts, batches[0])
+            else:
+                firsts = list(itertools.accumulate(map(len, batches[:-1]), initial=seq))
+                lines = b"".join(map(encode_batch, firsts, itertools.repeat(ts), batches))
+            self._write(lines, synced)
+            self.next_seq, self.written = firsts[-1] + len(batches[-1]), self.written + 1
         finally:
             self.unlock()
         return firsts
@@ -458,7 +458,7 @@ class SessionLog(Durability):
             # Copied under `cond`: a copy taken after it is released could catch another
             # thread's catch-up half way, e.g. a replace batch's "clear" without its messages.
             state = self.state.hand_off(chat)
-            self.held = len(state.messages) + (len(state.lines.lines) if state.lines is not None else 0)
+            self.held = len(state.messages) + (len(state.lines) if state.lines is not None else 0)
             return state
 
     def read(self, start: int) -> list[Record]:

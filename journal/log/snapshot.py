@@ -33,7 +33,6 @@ from typing import Any
 
 import orjson
 
-from .chat import llm_message
 from .record import MESSAGE, Record
 
 JOURNAL_KEY = "_journal"
@@ -211,42 +210,6 @@ def decode_messages(raw: bytes, region_bytes: int = REGION_BYTES) -> tuple[list[
     return records, trailer
 
 
-class Lines:
-    """A snapshot's message lines as `decode_lines` parsed and checked them, not made into
-    records, and what each reads as for its role, content and tool fields (`line_view`).
-    Never changed once made, so states share it; `records()` makes the records."""
-
-    __slots__ = ("lines", "views")
-
-    def __init__(self, lines: list[dict[str, Any]], views: list[Any]) -> None:
-        self.lines, self.views = lines, views
-
-    def records(self) -> list[Record]:
-        """The `Record` each line stands for; the lines are left as they are."""
-        return message_records([dict(line) for line in self.lines])
-
-
-def decode_lines(
-    raw: bytes, region_bytes: int = REGION_BYTES, chat: list[dict[str, Any]] | None = None
-) -> tuple[Lines, dict[str, Any]]:
-    """`decode_messages` for a cold `get_chat_history`: the message lines as parsed and
-    checked, not made into records, and into `chat`, if given, `llm_message` of each, made
-    while its region is still in the CPU cache. Raise `BadSnapshot` as `decode_messages`
-    does, and also for any line not in the very form `encode_message` writes (the caller then
-    decodes the file the strict way)."""
-    regions, trailer = _parsed_regions(raw, region_bytes)
-    lines: list[dict[str, Any]] = []
-    views: list[Any] = []
-    for messages in regions:
-        stamped = _joined_stamps(messages) is not None
-        region_views = messages if stamped else [line_view(message) for message in messages]
-        if chat is not None:
-            chat += [llm_message(view) for view in region_views]
-        lines += messages
-        views += region_views
-    return Lines(lines, views), trailer
-
-
 def _joined_stamps(messages: list[Any]) -> str | None:
     """The stamps of `messages` joined by newlines if every one is a valid stamp string, else
     None. One regex over all of them (about 0.2 us a line instead of `line_view`'s 0.3 and
@@ -259,29 +222,6 @@ def _joined_stamps(messages: list[Any]) -> str | None:
     if joined.count("\n") != len(messages) - 1 or _STAMPS.fullmatch(joined) is None:
         return None
     return joined
-
-
-def line_view(line: Any) -> Any:
-    """What a parsed line of `encode_message` reads as for its role, content and tool fields:
-    the line itself (its two added keys are neither), or the data it keeps whole. Raise
-    `BadSnapshot` for anything but the form `encode_message` writes."""
-    try:
-        exact = line[JOURNAL_KEY]
-        if type(exact) is str and _STAMP.fullmatch(exact) and type(line) is dict:
-            return line
-        seq, ts, size = exact["seq"], exact["ts"], len(exact)
-    except (KeyError, TypeError, IndexError):
-        raise BadSnapshot(f"not a journal message: {str(line)[:80]!r}") from None
-    if type(seq) is int and type(ts) is float and type(line) is dict:
-        if size == 2 or (size == 3 and type(exact.get("more")) is int):
-            return line
-        if (
-            exact.keys() <= _EXACT_KEYS
-            and type(exact.get("more", 0)) is int
-            and exact.get("keeps_timestamp", True) is True
-        ):
-            return exact.get("data", line)
-    raise BadSnapshot(f"not a journal message: {str(line)[:80]!r}")
 
 
 def _parsed_regions(raw: bytes, region_bytes: int) -> tuple[Iterator[list[Any]], dict[str, Any]]:

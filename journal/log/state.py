@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chat import llm_message
+from .coldread import Lines
 from .edit import applies, apply_edit
 from .gcpause import gc_paused
 from .pop import pop_applies
 from .record import CLEAR, EDIT, LOST, MESSAGE, META, POP, SEAL, Record
-from .snapshot import Lines
 
 
 @dataclass
@@ -32,12 +32,12 @@ class SessionState:
     updated_at: float | None = None
     last_seq: int = 0
     # Internal, for `get_chat_history` (never in a state `Journal.state` returns):
-    # - `lines`: the snapshot's message lines as parsed and checked (snapshot.decode_lines),
+    # - `lines`: the snapshot's message lines as parsed and checked (coldread.decode_lines),
     #   not yet made into records: the messages are those lines, then `messages`. Never
     #   changed in place, so copies share it.
     # - `chat`: `llm_message` of every message, made while the snapshot was parsed (one pass
     #   over data still in the CPU cache, not two) and handed to the first `hand_off`
-    #   that asks for it; any other drops it.
+    #   that asks for it, which keeps copies of them as `llm`; any other drops it.
     # - `llm`: the same, made by the next `hand_off` that asks for a chat and kept up to date
     #   by `apply`, so that later ones copy these dicts (one C call each) instead of making
     #   them again from every message. Never handed out: a caller may change its dicts.
@@ -130,6 +130,9 @@ class SessionState:
         copy = self.copy()
         if chat and taken is not None:
             copy.chat = taken
+            if self.llm is None:  # copied before the caller may change them; the lines are
+                with gc_paused():  # no longer parsed (`coldread.decode_chat`) to make it later
+                    self.llm = list(map(dict.copy, taken))
         elif chat:
             with gc_paused():
                 if self.llm is None:
@@ -139,7 +142,7 @@ class SessionState:
 
     def views(self) -> list[Any]:
         """What each message reads as for its role, content and tool fields, in order: its
-        data, or for a snapshot line one that reads the same (`snapshot.Lines`)."""
+        data, or for a snapshot line one that reads the same (`coldread.Lines`)."""
         views = self.lines.views if self.lines is not None else []
         return views + [record.data for record in self.messages]
 

@@ -21,4 +21,5 @@ def append_records(journal: Journal, session_id: str, items: list[tuple[str, Any
     """
     limit = journal.options.max_record_bytes
     payloads: list[Item] = [(kind, encode_payload(data, limit), None) for kind, data in items]
-    return journal._append(session_id, payloads, None)
+    first = journal._append(session_id, payloads, None)
+    return list(range(first, first + len(payloads)))

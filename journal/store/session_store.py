@@ -37,7 +37,7 @@ from ..compaction.protocol import CompactionReport, CompactionResult
 from ..compaction.views import with_view_lag
 from ..log.chat import llm_message, message_role
 from ..log.gcpause import gc_paused
-from ..log.record import CLEAR, MESSAGE, META
+from ..log.record import CLEAR, MESSAGE, META, encode_payload
 from ..native import Journal
 from . import listing
 from .messages import message_data, message_from_dict
@@ -184,7 +184,11 @@ class DefaultSessionStore(StreamingMixin, PraisonApiMixin, RecallMixin, Portable
             DurabilityError: the message could not be made durable.
         """
         data = message_data(role, content, metadata, tool_calls, tool_call_id)
-        self._journal.append(session_id, data)
+        # `Journal.append` without its checks of the message, which `message_data` made.
+        journal = self._journal
+        journal._append(
+            session_id, [(MESSAGE, encode_payload(data, journal.options.max_record_bytes), None)], None
+        )
         if self._mirror_writer is not None:
             self._mirror_messages(session_id, [SessionMessage.from_dict(data)])
         return True
@@ -285,14 +289,15 @@ class DefaultSessionStore(StreamingMixin, PraisonApiMixin, RecallMixin, Portable
         state = self._journal._chat_state(session_id)
         if state is None:
             return []
-        if state.chat is not None and not max_messages:  # made by a cold read, for this call
-            return state.chat
-        views = state.views()
-        start = window_start([message_role(v) for v in views], max_messages) if max_messages else 0
-        if state.chat is not None:
-            return state.chat[start:]
-        with gc_paused():
-            return [llm_message(view) for view in views[start:]]
+        chat = state.chat  # new dicts made for this call (`SessionState.hand_off`)
+        if chat is None:
+            with gc_paused():
+                chat = [llm_message(view) for view in state.views()]
+        if not max_messages:
+            return chat
+        # A chat message's role reads as its message's does (`message_role`): the window is
+        # found without the views, which a cold read no longer keeps parsed.
+        return chat[window_start([message_role(m) for m in chat], max_messages) :]
 
     def session_exists(self, session_id: str) -> bool:
         return self._journal.exists(session_id)

@@ -257,7 +257,7 @@ def test_import_praisonai_reports_what_it_copied_and_refuses_what_it_cannot_read
         (source / f"{sid}.json").write_text(json.dumps(body))
     dry = run("--dir", "st", "import-praisonai", str(source), "--dry-run", cwd=tmp_path)
     assert dry.returncode == 0 and "would import 2 session(s), 2 message(s)" in dry.stdout
-    assert not (tmp_path / "st" / "a").exists()
+    assert not (tmp_path / "st").exists()  # a dry run creates nothing, not even the store
     done = run("import-praisonai", str(source), "--dir", "st", cwd=tmp_path)
     assert done.returncode == 0 and "imported 2 session(s)" in done.stdout
     assert [line.split()[0] for line in run("--dir", "st", "ls", cwd=tmp_path).stdout.splitlines()] == [

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from journal import DefaultSessionStore, Journal, UnsupportedFormatError
 from journal.log import archive, reader
 from journal.log.chat import llm_message
+from journal.log.coldread import decode_lines
 from journal.log.manifest import MANIFEST_FORMAT
 from journal.log.record import MESSAGE, Record
 from journal.log.snapshot import (
     BadSnapshot,
     MessagesReader,
-    decode_lines,
     decode_message,
     decode_messages,
     encode_message,

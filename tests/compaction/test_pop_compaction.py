@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from journal import Journal, Record
-from journal.compaction import folding
+from journal.compaction import folding, messages_file
 from journal.log.snapshot import message_records
 from journal.log.state import fold
 
@@ -58,7 +58,7 @@ def test_any_history_with_pops_compacts_to_the_fold_of_its_log(
     segment_bytes: int,
     flush: int,
 ) -> None:
-    monkeypatch.setattr(folding, "_FLUSH_BYTES", flush)  # small: pops reach into flushed lines
+    monkeypatch.setattr(messages_file, "_FLUSH_BYTES", flush)  # small: pops reach into flushed lines
     root = tmp_path / f"store-{time.monotonic_ns()}"
     with Journal(root, durability="none", segment_bytes=segment_bytes) as j:
         n = 0

@@ -203,3 +203,21 @@ def test_remove_tree_unlinks_links_and_never_their_targets(tmp_path: Path, walk:
     remove_tree(fs, str(link))  # the tree itself is a link: the link goes, the target stays
     assert not link.is_symlink()
     assert_untouched(target, files)
+
+
+@pytest.mark.parametrize("name", ["segment", naming.IDENTITY_FILE])
+def test_a_read_only_store_reads_nothing_through_a_link(tmp_path: Path, name: str) -> None:
+    root = tmp_path / "store"
+    session = make_session(root)
+    own = active_segment(session) if name == "segment" else session / name
+    target = tmp_path / "outside"
+    target.write_bytes(own.read_bytes())  # what the link leads to reads as a valid session
+    own.unlink()
+    own.symlink_to(target)
+    with Journal(root, read_only=True) as journal:
+        with pytest.raises(UnsafePathError) as caught:
+            journal.state(SID)
+        assert caught.value.path == str(own)
+        report = journal.verify(SID)
+        assert not report.ok
+    assert target.read_bytes() == own.read_bytes()  # read through the test's own open only

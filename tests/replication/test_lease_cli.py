@@ -104,6 +104,16 @@ def test_restore_dry_run_writes_nothing_then_restore_rebuilds_and_refuses_twice(
     assert contents(Path(b), "s1") == ["one"]
 
 
+def test_restoring_everything_from_an_empty_replica_fails_in_one_line_and_creates_nothing(
+    replica: ReplicaFactory, tmp_path: Path
+) -> None:
+    for extra in ([], ["--dry-run"], ["--json"]):
+        done = journal(replica, "--dir", str(tmp_path / "b"), "restore", replica.url, *extra)
+        assert done.returncode == 1, (extra, done.stdout)
+        assert done.stderr.strip() == f"journal: error: no sessions in {replica.url}"
+        assert not (tmp_path / "b").exists(), extra  # not even the store directory
+
+
 def test_restore_to_a_time_keeps_what_was_written_by_then(replica: ReplicaFactory, tmp_path: Path) -> None:
     may_1 = 1714564800.0  # 2024-05-01T12:00:00Z
     with Journal(tmp_path / "a", replica=replica.url, replica_options=replica.options or None) as j:

@@ -31,7 +31,7 @@ class Sizes:
     durable: int = 1_000
     quadratic: int = 500
     workers: int = 8
-    per_worker: int = 50
+    per_worker: int = 200
     per_worker_quadratic: int = 25
     history: int = 10_000
     sessions: int = 10_000
