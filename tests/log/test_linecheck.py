@@ -160,14 +160,18 @@ def _damaged(data: bytes, where: int, how: int, what: bytes) -> bytes:
     return b"\n".join(lines) + b"\n" + b"\0" * (what[-1] % 3 * 100)
 
 
-@settings(max_examples=300, deadline=None)
-@given(
+# A segment of `count` ordinary records, damaged at `where` in the way `how` with `what`.
+DAMAGED = dict(
     count=st.integers(1, 60),
     sealed=st.booleans(),
     where=st.integers(0, 999),
     how=st.integers(0, 8),
     what=st.binary(min_size=1, max_size=40),
 )
+
+
+@settings(max_examples=300, deadline=None)
+@given(**DAMAGED)
 def test_a_segment_called_clean_at_once_is_clean_for_scan_and_verify(
     count: int, sealed: bool, where: int, how: int, what: bytes
 ) -> None:
@@ -189,14 +193,7 @@ def test_records_after_a_seal_are_left_to_the_slow_path(chunk_bytes: int) -> Non
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    count=st.integers(1, 60),
-    sealed=st.booleans(),
-    where=st.integers(0, 999),
-    how=st.integers(0, 8),
-    what=st.binary(min_size=1, max_size=40),
-    base=st.sampled_from([0, 4096]),
-)
+@given(**DAMAGED, base=st.sampled_from([0, 4096]))
 def test_a_scan_that_checks_the_usual_stretch_at_once_finds_what_scan_finds(
     count: int, sealed: bool, where: int, how: int, what: bytes, base: int
 ) -> None:
